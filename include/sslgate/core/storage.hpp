@@ -1,0 +1,112 @@
+#pragma once
+// storage: a 64-byte aligned, reference-counted byte buffer from a caching allocator.
+// A training step allocates the same buffer sizes every time; the cache makes the steady state
+// allocation-free (freed blocks are kept per size and handed out again).
+#include <sslgate/core/device.hpp>
+#include <sslgate/core/error.hpp>
+
+#include <cstddef>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace sslgate {
+
+inline constexpr std::size_t storage_alignment = 64;
+
+struct allocator_stats {
+  std::size_t in_use = 0;        // bytes handed out and not yet released
+  std::size_t peak_in_use = 0;   // high-water mark of in_use since the last reset
+  std::size_t cached = 0;        // bytes held in the free lists
+  std::size_t system_allocs = 0; // calls that reached the system allocator
+};
+
+class caching_allocator {
+ public:
+  static caching_allocator& cpu() {
+    static caching_allocator a;
+    return a;
+  }
+  ~caching_allocator() { empty_cache(); }
+
+  void* allocate(std::size_t bytes) {
+    const std::size_t size = round_up(bytes);
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = free_.find(size); it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        stats_.cached -= size;
+        note_use(size);
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(storage_alignment, size);
+    if (p == nullptr) {
+      empty_cache();  // give cached blocks back and try once more before failing
+      p = std::aligned_alloc(storage_alignment, size);
+    }
+    if (p == nullptr) throw std::bad_alloc();
+    std::lock_guard lock(mu_);
+    ++stats_.system_allocs;
+    note_use(size);
+    return p;
+  }
+  void release(void* p, std::size_t bytes) {
+    const std::size_t size = round_up(bytes);
+    std::lock_guard lock(mu_);
+    stats_.in_use -= size;
+    stats_.cached += size;
+    free_.emplace(size, p);
+  }
+  void empty_cache() {
+    std::lock_guard lock(mu_);
+    for (auto& [size, p] : free_) std::free(p);
+    free_.clear();
+    stats_.cached = 0;
+  }
+  allocator_stats stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard lock(mu_);
+    stats_.peak_in_use = stats_.in_use;
+  }
+
+ private:
+  static std::size_t round_up(std::size_t bytes) {
+    const std::size_t b = bytes == 0 ? storage_alignment : bytes;
+    return (b + storage_alignment - 1) / storage_alignment * storage_alignment;
+  }
+  void note_use(std::size_t size) {
+    stats_.in_use += size;
+    if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+  }
+  mutable std::mutex mu_;
+  std::multimap<std::size_t, void*> free_;
+  allocator_stats stats_;
+};
+
+class storage {
+ public:
+  storage(std::size_t bytes, device dev) : bytes_(bytes), dev_(dev) {
+    SSLGATE_CHECK(dev.kind == device_kind::cpu, value_error, "storage", "device {} is not available in this build", dev.str());
+    data_ = caching_allocator::cpu().allocate(bytes);
+  }
+  ~storage() { caching_allocator::cpu().release(data_, bytes_); }
+  storage(const storage&) = delete;
+  storage& operator=(const storage&) = delete;
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  device dev() const { return dev_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  device dev_;
+};
+
+}  // namespace sslgate

@@ -1,0 +1,99 @@
+#pragma once
+// Element-wise ops with numpy broadcasting (right-aligned; size-1 dimensions stretch), forward and backward.
+//   unary:  neg, scale, exp, log, sqrt, pow, abs, relu, sigmoid         x -> y, same shape
+//   binary: add, sub, mul, div                                           a, b -> broadcast(a, b)
+// Backward adds into the input gradients; a broadcast operand receives the sum over its stretched dims.
+#include <sslgate/autograd/tape.hpp>
+#include <sslgate/ops/cpu/loop.hpp>
+#include <sslgate/ops/kernels/elementwise.hpp>
+
+namespace sslgate::ops {
+
+template <real T>
+void check_cpu(std::string_view op, const tensor<T>& x) {
+  SSLGATE_CHECK(!x.empty(), shape_error, op, "input is empty");
+  SSLGATE_CHECK(x.dev().kind == device_kind::cpu, value_error, op, "tensor on {} given to the CPU kernel", x.dev().str());
+}
+
+template <real T>
+cpu::operand<T> arg(const tensor<T>& x) {
+  return {x.data(), x.dims()};
+}
+
+inline shape broadcast_shape(std::string_view op, const shape& a, const shape& b) {
+  const int r = std::max(a.rank(), b.rank());
+  std::array<std::int64_t, shape::max_rank> d{};
+  for (int i = 0; i < r; ++i) {
+    const std::int64_t x = i < r - a.rank() ? 1 : a[i - (r - a.rank())];
+    const std::int64_t y = i < r - b.rank() ? 1 : b[i - (r - b.rank())];
+    SSLGATE_CHECK(x == y || x == 1 || y == 1, shape_error, op, "shapes {} and {} do not broadcast", a, b);
+    d[i] = x == 1 ? y : x;
+  }
+  return shape(std::span<const std::int64_t>(d.data(), r));
+}
+
+// y = f(x) with dx += f.grad(x, y, dy).
+template <real T, class F>
+tensor<T> unary(tape<T>& tp, const tensor<T>& x, F f, std::string_view op) {
+  check_cpu(op, x);
+  tensor<T> y = tensor<T>::empty_like(x);
+  cpu::map<T>([f](auto v) { return f(v); }, y.data(), y.dims(), arg(x));
+  tp.record({x}, y, [x, y, f](grad_slots<T>& g, const tensor<T>& dy) {
+    tensor<T>& dx = g[0];
+    cpu::map<T>([f](auto d, auto xv, auto yv, auto dyv) { return d + f.grad(xv, yv, dyv); }, dx.data(), dx.dims(),
+                arg(dx), arg(x), arg(y),
+                arg(dy));
+  });
+  return y;
+}
+
+namespace detail {
+// d += sum-to-shape(h(a, b, dy)) for one operand of a broadcast binary op.
+template <real T, class H>
+void binary_grad(tensor<T>& d, const tensor<T>& a, const tensor<T>& b, const tensor<T>& dy, H h) {
+  const auto pa = arg(a), pb = arg(b), pdy = arg(dy);
+  if (d.dims() == dy.dims()) {
+    cpu::map<T>([h](auto dv, auto av, auto bv, auto g) { return dv + h(av, bv, g); }, d.data(), d.dims(), arg(d), pa, pb, pdy);
+    return;
+  }
+  tensor<T> full(dy.dims());
+  cpu::map<T>(h, full.data(), full.dims(), pa, pb, pdy);
+  cpu::sum_to_add(d.data(), d.dims(), full.data(), full.dims());
+}
+}  // namespace detail
+
+template <real T, class F>
+tensor<T> binary(tape<T>& tp, const tensor<T>& a, const tensor<T>& b, F f, std::string_view op) {
+  check_cpu(op, a);
+  check_cpu(op, b);
+  tensor<T> y(broadcast_shape(op, a.dims(), b.dims()));
+  cpu::map<T>([f](auto av, auto bv) { return f(av, bv); }, y.data(), y.dims(), arg(a), arg(b));
+  tp.record({a, b}, y, [a, b, f](grad_slots<T>& g, const tensor<T>& dy) {
+    if (g.needed(0)) detail::binary_grad(g[0], a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_a(av, bv, d); });
+    if (g.needed(1)) detail::binary_grad(g[1], a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_b(av, bv, d); });
+  });
+  return y;
+}
+
+template <real T> tensor<T> neg(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::neg_fn{}, "neg"); }
+template <real T> tensor<T> scale(tape<T>& tp, const tensor<T>& x, double s) { return unary(tp, x, kernels::scale_fn{s}, "scale"); }
+template <real T> tensor<T> exp(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::exp_fn{}, "exp"); }
+template <real T> tensor<T> log(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::log_fn{}, "log"); }
+template <real T> tensor<T> sqrt(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::sqrt_fn{}, "sqrt"); }
+template <real T> tensor<T> pow(tape<T>& tp, const tensor<T>& x, double p) { return unary(tp, x, kernels::pow_fn{p}, "pow"); }
+template <real T> tensor<T> abs(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::abs_fn{}, "abs"); }
+template <real T> tensor<T> relu(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::relu_fn{}, "relu"); }
+template <real T> tensor<T> sigmoid(tape<T>& tp, const tensor<T>& x) { return unary(tp, x, kernels::sigmoid_fn{}, "sigmoid"); }
+
+template <real T> tensor<T> add(tape<T>& tp, const tensor<T>& a, const tensor<T>& b) { return binary(tp, a, b, kernels::add_fn{}, "add"); }
+template <real T> tensor<T> sub(tape<T>& tp, const tensor<T>& a, const tensor<T>& b) { return binary(tp, a, b, kernels::sub_fn{}, "sub"); }
+template <real T> tensor<T> mul(tape<T>& tp, const tensor<T>& a, const tensor<T>& b) { return binary(tp, a, b, kernels::mul_fn{}, "mul"); }
+template <real T> tensor<T> div(tape<T>& tp, const tensor<T>& a, const tensor<T>& b) { return binary(tp, a, b, kernels::div_fn{}, "div"); }
+
+// x + c for a constant c.
+template <real T>
+tensor<T> add_scalar(tape<T>& tp, const tensor<T>& x, T c) {
+  return add(tp, x, tensor<T>::full(shape{}, c));
+}
+
+}  // namespace sslgate::ops
