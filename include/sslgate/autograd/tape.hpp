@@ -66,6 +66,9 @@ class tape {
 
   // Records y = op(inputs). Nothing is kept when no input requires a gradient.
   void record(std::initializer_list<tensor<T>> inputs, const tensor<T>& y, backward_fn fn) {
+    record(std::vector<tensor<T>>(inputs), y, std::move(fn));
+  }
+  void record(std::vector<tensor<T>> inputs, const tensor<T>& y, backward_fn fn) {
     if (!recording_) return;
     bool any = false;
     for (const tensor<T>& x : inputs) any = any || x.requires_grad();
@@ -74,7 +77,7 @@ class tape {
       if (x.requires_grad() && x.node()->leaf) leaves_.emplace(x.id(), x.node());
     y.node()->requires_grad = true;
     y.node()->leaf = false;
-    nodes_.push_back({std::vector<tensor<T>>(inputs), y.node(), std::move(fn)});
+    nodes_.push_back({std::move(inputs), y.node(), std::move(fn)});
   }
 
   // Back-propagates d(loss)/d(loss) = 1 from a single-value loss.
