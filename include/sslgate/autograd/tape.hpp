@@ -96,6 +96,7 @@ class tape {
       if (g == grads.end()) continue;  // this output does not reach y
       const tensor<T> dout = std::move(g->second);
       grads.erase(g);
+      if (it->output->retain_grad) it->output->grad = dout.node();
       grad_slots<T> slots(it->inputs, grads);
       it->backward(slots, dout);
     }

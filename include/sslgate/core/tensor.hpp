@@ -29,6 +29,7 @@ struct tensor_node {
   shape dims;
   bool requires_grad = false;  // a leaf that wants a gradient, or an op output that depends on one
   bool leaf = true;            // not produced by a recorded op: its gradient is stored in grad
+  bool retain_grad = false;    // an op output whose gradient backward should keep too
   std::shared_ptr<tensor_node> grad;
 };
 
@@ -131,6 +132,11 @@ class tensor {
   tensor grad() const { return from_node(node_->grad); }
   void set_grad(const tensor& g) { node_->grad = g.node_; }
   void zero_grad() { node_->grad.reset(); }
+  // Keep this intermediate's gradient after backward (leaves always keep theirs).
+  tensor& retain_grad() {
+    node_->retain_grad = true;
+    return *this;
+  }
 
   // Identity on the tape; the same for every copy of this tensor.
   const tensor_node<T>* id() const { return node_.get(); }

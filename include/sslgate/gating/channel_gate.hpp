@@ -1,0 +1,113 @@
+#pragma once
+// The channel gate of a BasicBlock (METHOD.md §2), computed from the block input x: [N, C_in, H, W]:
+//   l = fc2(relu(bn(fc1(GAP(x)))))                      fc1: 1x1 C_in -> C_in/4, fc2: 1x1 -> C_out, no bias
+//   training: g = log(u + 1e-8) - log(1 - u + 1e-8), u ~ U(0,1) per sample and channel (logistic noise)
+//             s = sigmoid((l + g) / tau), forward b = 1[s >= 0.5], backward db/dl = s (1 - s) / tau
+//   eval:     b = 1[l >= 0], no noise drawn, gate BN on running statistics
+// The 1x1 convs act on 1x1 maps, so they run as linear layers on [N, C] with the conv weights viewed 2-D.
+#include <sslgate/layers/batchnorm.hpp>
+#include <sslgate/layers/module.hpp>
+#include <sslgate/ops/linalg.hpp>
+#include <sslgate/ops/pool.hpp>
+#include <sslgate/ops/shape_ops.hpp>
+
+#include <cmath>
+#include <vector>
+
+namespace sslgate {
+
+inline constexpr double default_gate_tau = 2.0 / 3.0;
+
+// What a gate hands to its block and to the budget losses.
+template <real T>
+struct gate_result {
+  tensor<T> mask;           // [N, C_out] in {0, 1}; in training it carries the straight-through gradient
+  tensor<T> logits;         // [N, C_out]
+  std::vector<int> active;  // open channels per sample, ||b(n)||_1
+};
+
+namespace ops {
+
+// Logistic noise from uniform u, as the reference computes it (the 1e-8 keeps the logs finite).
+template <real T>
+T logistic_noise(T u) {
+  return static_cast<T>(std::log(static_cast<double>(u) + 1e-8) - std::log(1.0 - static_cast<double>(u) + 1e-8));
+}
+
+// Training-mode hard gate with the straight-through gradient. logits, u: [N, C] -> b: [N, C].
+template <real T>
+tensor<T> gate_sample(tape<T>& tp, const tensor<T>& logits, const tensor<T>& u, double tau) {
+  check_same_shape("gate_sample", logits, u);
+  SSLGATE_CHECK(tau > 0, value_error, "gate_sample", "temperature must be positive, got {}", tau);
+  tensor<T> b = tensor<T>::empty_like(logits), soft = tensor<T>::empty_like(logits);
+  for (std::int64_t i = 0; i < logits.numel(); ++i) {
+    const double z = (static_cast<double>(logits[i]) + static_cast<double>(logistic_noise(u[i]))) / tau;
+    soft[i] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
+    b[i] = soft[i] >= T(0.5) ? T(1) : T(0);
+  }
+  tp.record({logits}, b, [soft, tau](grad_slots<T>& g, const tensor<T>& dy) {
+    tensor<T>& dl = g[0];
+    for (std::int64_t i = 0; i < dl.numel(); ++i) dl[i] += dy[i] * soft[i] * (T(1) - soft[i]) / static_cast<T>(tau);
+  });
+  return b;
+}
+
+// Eval-mode gate: b = 1[l >= 0]; a threshold has no gradient, so nothing is recorded.
+template <real T>
+tensor<T> gate_threshold(const tensor<T>& logits) {
+  tensor<T> b = tensor<T>::empty_like(logits);
+  for (std::int64_t i = 0; i < logits.numel(); ++i) b[i] = logits[i] >= T(0) ? T(1) : T(0);
+  return b;
+}
+
+}  // namespace ops
+
+template <real T>
+class channel_gate {
+ public:
+  using value_type = T;
+  channel_gate() = default;
+  channel_gate(int c_in, int c_out, rng& r)
+      : fc1(kaiming_normal_fan_out<T>(shape{c_in / 4, c_in, 1, 1}, r)),
+        bn(c_in / 4),
+        fc2(kaiming_normal_fan_out<T>(shape{c_out, c_in / 4, 1, 1}, r)) {
+    SSLGATE_CHECK(c_in >= 4, value_error, "channel_gate", "needs at least 4 input channels (reduction 4), got {}", c_in);
+  }
+
+  // u: [N, C_out] uniform noise for training; when empty in training, it is drawn from noise.
+  gate_result<T> forward(tape<T>& tp, const tensor<T>& x, bool training, double tau, rng* noise, const tensor<T>& u = {}) {
+    const std::int64_t n = x.dim(0), c_in = fc1.dim(1), c4 = fc1.dim(0), c_out = fc2.dim(0);
+    tensor<T> z = ops::global_avg_pool(tp, x);
+    z = ops::linear(tp, z, ops::reshape(tp, fc1, shape{c4, c_in}));
+    z = ops::relu(tp, bn.forward(tp, z, training));
+    gate_result<T> out;
+    out.logits = ops::linear(tp, z, ops::reshape(tp, fc2, shape{c_out, c4}));
+    if (training) {
+      tensor<T> noise_u = u;
+      if (noise_u.empty()) {
+        SSLGATE_CHECK(noise != nullptr, value_error, "channel_gate", "training mode needs a noise source");
+        noise_u = tensor<T>::uniform(shape{n, c_out}, *noise);
+      }
+      out.mask = ops::gate_sample(tp, out.logits, noise_u, tau);
+    } else {
+      out.mask = ops::gate_threshold(out.logits);
+    }
+    out.active.assign(static_cast<std::size_t>(n), 0);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t c = 0; c < c_out; ++c) out.active[static_cast<std::size_t>(i)] += out.mask[i * c_out + c] != T(0);
+    return out;
+  }
+
+  template <class V>
+  void visit(V& v, const std::string& prefix) const {
+    v.param(join_name(prefix, "fc1.weight"), fc1);
+    bn.visit(v, join_name(prefix, "bn"));
+    v.param(join_name(prefix, "fc2.weight"), fc2);
+  }
+
+  tensor<T> fc1;  // [C_in/4, C_in, 1, 1]
+  layers::batchnorm<T> bn;
+  tensor<T> fc2;  // [C_out, C_in/4, 1, 1]
+};
+
+}  // namespace sslgate

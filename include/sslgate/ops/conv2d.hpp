@@ -1,0 +1,38 @@
+#pragma once
+// 2-D convolution (cross-correlation, as PyTorch), NCHW, no bias.
+//   x: [N, C_in, H, W], w: [C_out, C_in, KH, KW] -> y: [N, C_out, H', W'], H' = floor((H + 2p - KH) / s) + 1
+// The kernels (ops/cpu/conv2d.hpp) pick Winograd, a direct or an im2col algorithm per shape.
+#include <sslgate/ops/cpu/conv2d.hpp>
+#include <sslgate/ops/elementwise.hpp>
+
+namespace sslgate::ops {
+
+template <real T>
+cpu::conv2d_params conv2d_geometry(const tensor<T>& x, const tensor<T>& w, int stride, int padding) {
+  check_rank("conv2d", x, 4, "input");
+  check_rank("conv2d", w, 4, "weight");
+  SSLGATE_CHECK(x.dim(1) == w.dim(1), shape_error, "conv2d", "input {} has {} channels but weight {} expects {}", x.dims(), x.dim(1),
+                w.dims(), w.dim(1));
+  SSLGATE_CHECK(stride >= 1 && padding >= 0, value_error, "conv2d", "stride {} and padding {} must be >= 1 and >= 0", stride, padding);
+  cpu::conv2d_params p{static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
+                       static_cast<int>(w.dim(0)), static_cast<int>(w.dim(2)), static_cast<int>(w.dim(3)), stride, stride, padding, padding};
+  SSLGATE_CHECK(p.out_h() > 0 && p.out_w() > 0, shape_error, "conv2d", "input {} is smaller than kernel {} with padding {}", x.dims(),
+                w.dims(), padding);
+  return p;
+}
+
+template <real T>
+tensor<T> conv2d(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, int stride = 1, int padding = 0) {
+  check_cpu("conv2d", x);
+  check_cpu("conv2d", w);
+  const cpu::conv2d_params p = conv2d_geometry(x, w, stride, padding);
+  tensor<T> y(shape{p.n, p.c_out, p.out_h(), p.out_w()});
+  cpu::conv2d_forward(y.data(), x.data(), w.data(), p);
+  tp.record({x, w}, y, [x, w, p](grad_slots<T>& g, const tensor<T>& dy) {
+    if (g.needed(0)) cpu::conv2d_backward_data(g[0].data(), dy.data(), w.data(), p);
+    if (g.needed(1)) cpu::conv2d_backward_weight(g[1].data(), dy.data(), x.data(), p);
+  });
+  return y;
+}
+
+}  // namespace sslgate::ops
