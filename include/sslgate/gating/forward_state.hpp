@@ -15,6 +15,7 @@ struct forward_state {
   double tau = default_gate_tau;
   rng* noise = nullptr;                // gate noise for the gated path in training
   std::vector<tensor<T>> given_noise;  // optional per-block uniform noise u [N, C_out] (reference cases)
+  std::vector<tensor<T>> forced_masks; // optional per-block 0/1 masks replacing the gates' decisions (tests, ablations)
   std::vector<gate_result<T>> gates;   // filled by the gated blocks, in order
   std::int64_t executed_macs = 0;      // convolution and gate MACs launched, summed over the batch
 };

@@ -34,6 +34,7 @@ class gated_basic_block {
     const std::size_t index = st.gates.size();
     const tensor<T> u = index < st.given_noise.size() ? st.given_noise[index] : tensor<T>{};
     st.gates.push_back(gate.forward(tp, x, st.training, st.tau, st.noise, u));
+    if (index < st.forced_masks.size()) force(st.gates.back(), st.forced_masks[index]);
     const gate_result<T>& g = st.gates.back();
     st.executed_macs += gate_macs() * x.dim(0);
     if (st.fused && !st.training && !tp.recording()) return eval_fused(x, g, st);
@@ -134,6 +135,16 @@ class gated_basic_block {
     }
     tape<T> none(grad_mode::off);
     return finish(none, x, o, bn2_g, st);
+  }
+
+  static void force(gate_result<T>& g, const tensor<T>& mask) {
+    check_same_shape("gated_basic_block", g.mask, mask);
+    g.mask = mask;
+    const std::int64_t c = mask.dim(1);
+    for (std::size_t i = 0; i < g.active.size(); ++i) {
+      g.active[i] = 0;
+      for (std::int64_t k = 0; k < c; ++k) g.active[i] += mask[static_cast<std::int64_t>(i) * c + k] != T(0);
+    }
   }
 
   // Eval BN as y = x * scale + shift per channel.

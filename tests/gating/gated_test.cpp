@@ -1,0 +1,210 @@
+#include <sslgate/models/resnet.hpp>
+
+#include "../test_util.hpp"
+
+#include <numbers>
+#include <set>
+
+using namespace sslgate;
+using testing::random;
+
+namespace {
+
+// A random 0/1 mask [n, c] with each entry open with probability d (exactly all or none at 1 and 0).
+tensor<double> random_mask(std::int64_t n, std::int64_t c, double d, std::uint64_t seed) {
+  rng r(seed);
+  tensor<double> m(shape{n, c});
+  for (std::int64_t i = 0; i < m.numel(); ++i) m[i] = r.uniform_at(static_cast<std::uint64_t>(i)) < d ? 1.0 : 0.0;
+  return m;
+}
+
+// Noise u that makes the training gate produce exactly `mask` for these logits: l + g = ±0.5.
+tensor<double> noise_for(const tensor<double>& logits, const tensor<double>& mask) {
+  tensor<double> u = tensor<double>::empty_like(logits);
+  for (std::int64_t i = 0; i < u.numel(); ++i) {
+    const double g = (mask[i] != 0 ? 0.5 : -0.5) - logits[i];
+    u[i] = 1.0 / (1.0 + std::exp(-g));  // logistic noise is logit(u)
+  }
+  return u;
+}
+
+struct block_run {
+  tensor<double> y;
+  std::vector<named_tensor<double>> grads, buffers;
+  tensor<double> dx;
+  std::int64_t macs;
+};
+
+block_run run_block(int c_in, int c_out, int stride, const tensor<double>& x0, const tensor<double>& mask, bool fused, bool training) {
+  rng init(7);  // the same seed builds the same weights for every run
+  gated_basic_block<double> block(c_in, c_out, stride, init);
+  forward_state<double> st;
+  st.training = training;
+  st.route = path::gated;
+  st.fused = fused;
+  tensor<double> x = x0.clone();
+  x.set_requires_grad();
+  if (training) {
+    tape<double> probe(grad_mode::off);
+    rng init2(7);
+    gated_basic_block<double> twin(c_in, c_out, stride, init2);
+    auto g = twin.gate.forward(probe, x0, true, st.tau, nullptr, tensor<double>::full({x0.dim(0), c_out}, 0.5));
+    st.given_noise.push_back(noise_for(g.logits, mask));
+  } else {
+    st.forced_masks.push_back(mask);
+  }
+  tape<double> tp(training ? grad_mode::on : grad_mode::off);
+  block_run out;
+  out.y = block.forward(tp, x, st);
+  REQUIRE(st.gates[0].mask.to_vector() == mask.to_vector());
+  if (training) {
+    tp.backward(out.y, random(out.y.dims(), 99));
+    out.dx = x.grad();
+    for (auto& [name, p] : params_of(block)) out.grads.push_back({name, p.grad().empty() ? tensor<double>::zeros_like(p) : p.grad()});
+  }
+  out.buffers = buffers_of(block);
+  out.macs = st.executed_macs;
+  return out;
+}
+
+void require_close(const tensor<double>& a, const tensor<double>& b, const std::string& what) {
+  INFO(what);
+  REQUIRE(a.dims() == b.dims());
+  double num = 0, den = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  CHECK(num <= 1e-24 * std::max(den, 1.0));  // NMSE 1e-24: the same sums up to reordering
+}
+
+}  // namespace
+
+TEST_CASE("fused gated block equals dense-conv-times-mask, forward and every gradient", "[gating]") {
+  struct geometry {
+    int c_in, c_out, stride, hw;
+  };
+  for (const auto& g : {geometry{8, 8, 1, 6}, geometry{12, 20, 2, 7}, geometry{20, 20, 1, 5}}) {
+    for (double d : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+      for (bool training : {true, false}) {
+        INFO("c_in " << g.c_in << " c_out " << g.c_out << " density " << d << (training ? " train" : " eval"));
+        const auto x = random({3, g.c_in, g.hw, g.hw}, 11);
+        const auto mask = random_mask(3, g.c_out, d, 5);
+        const auto fused = run_block(g.c_in, g.c_out, g.stride, x, mask, true, training);
+        const auto oracle = run_block(g.c_in, g.c_out, g.stride, x, mask, false, training);
+        require_close(fused.y, oracle.y, "y");
+        if (training) {
+          require_close(fused.dx, oracle.dx, "dx");
+          for (std::size_t i = 0; i < fused.grads.size(); ++i) require_close(fused.grads[i].value, oracle.grads[i].value, fused.grads[i].name);
+        }
+        for (std::size_t i = 0; i < fused.buffers.size(); ++i) require_close(fused.buffers[i].value, oracle.buffers[i].value, fused.buffers[i].name);
+        // Closed channels are never computed: fused runs execute fewer MACs unless every channel is open.
+        if (d < 1.0 && mask.to_vector() != std::vector<double>(mask.numel(), 1.0)) CHECK(fused.macs < oracle.macs);
+      }
+    }
+  }
+}
+
+TEST_CASE("an all-ones mask gives the dense block", "[gating]") {
+  const auto x = random({2, 8, 5, 5}, 3);
+  rng init(1);
+  gated_basic_block<double> block(8, 16, 2, init);
+  block.bn1_g.weight.copy_from(block.bn1_d.weight);  // same BN parameters on both paths
+  for (bool training : {true, false}) {
+    tape<double> tp(grad_mode::off);
+    forward_state<double> dense, gated;
+    dense.training = gated.training = training;
+    gated.route = path::gated;
+    gated.forced_masks.push_back(tensor<double>::full({2, 16}, 1.0));
+    if (training) gated.given_noise.push_back(tensor<double>::full({2, 16}, 0.5));
+    const auto yd = block.forward(tp, x, dense);
+    const auto yg = block.forward(tp, x, gated);
+    require_close(yg, yd, training ? "train" : "eval");
+  }
+}
+
+TEST_CASE("eval gates are deterministic and draw no noise", "[gating]") {
+  rng init(2);
+  gated_basic_block<double> block(8, 8, 1, init);
+  const auto x = random({4, 8, 6, 6}, 4);
+  rng noise(123);
+  forward_state<double> st;
+  st.training = false;
+  st.route = path::gated;
+  st.noise = &noise;
+  tape<double> tp(grad_mode::off);
+  const auto y1 = block.forward(tp, x, st);
+  const auto y2 = block.forward(tp, x, st);
+  CHECK(noise.offset() == 0);
+  CHECK(y1.to_vector() == y2.to_vector());
+  CHECK(st.gates[0].mask.to_vector() == st.gates[1].mask.to_vector());
+  for (std::int64_t i = 0; i < st.gates[0].logits.numel(); ++i) CHECK(st.gates[0].mask[i] == (st.gates[0].logits[i] >= 0 ? 1.0 : 0.0));
+  // Training draws exactly N * C_out values.
+  st.training = true;
+  tape<double> train;
+  block.forward(train, x, st);
+  CHECK(noise.offset() == 4 * 8);
+}
+
+TEST_CASE("logistic gate noise: mean 0, variance pi^2/3 over 10^6 draws", "[gating]") {
+  rng r(2024);
+  const int n = 1'000'000;
+  double sum = 0, sq = 0;
+  int non_finite = 0;
+  for (int i = 0; i < n; ++i) {
+    const double g = ops::logistic_noise(r.uniform());
+    non_finite += !std::isfinite(g);
+    sum += g;
+    sq += g * g;
+  }
+  CHECK(non_finite == 0);
+  const double mean = sum / n, var = sq / n - mean * mean;
+  CHECK(std::abs(mean) < 0.01);
+  CHECK(std::abs(var / (std::numbers::pi * std::numbers::pi / 3) - 1) < 0.02);
+}
+
+TEST_CASE("straight-through gate: values in {0,1}, gradient s(1-s)/tau", "[gating][grad]") {
+  const auto logits = random({3, 5}, 8, -2, 2);
+  const auto u = random({3, 5}, 9, 0.05, 0.95);
+  auto l = logits.clone();
+  l.set_requires_grad();
+  tape<double> tp;
+  const double tau = 2.0 / 3.0;
+  const auto b = ops::gate_sample(tp, l, u, tau);
+  const auto dy = random({3, 5}, 10);
+  tp.backward(b, dy);
+  for (std::int64_t i = 0; i < b.numel(); ++i) {
+    CHECK((b[i] == 0.0 || b[i] == 1.0));
+    const double s = 1 / (1 + std::exp(-(logits[i] + ops::logistic_noise(u[i])) / tau));
+    CHECK(b[i] == (s >= 0.5 ? 1.0 : 0.0));
+    CHECK(l.grad()[i] == Approx(dy[i] * s * (1 - s) / tau).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("resnet: shapes, parameter names and executed MACs", "[gating][model]") {
+  rng init(3);
+  resnet<float> net({18, stem_kind::cifar, 0.125}, init);
+  tensor_visitor<float> v;
+  net.visit(v, "backbone");
+  std::set<std::string> names;
+  for (auto& p : v.params) names.insert(p.name);
+  CHECK(names.count("backbone.conv1.weight"));
+  CHECK(names.count("backbone.blocks.2.downsample.0.weight"));
+  CHECK(names.count("backbone.blocks.7.gate.fc2.weight"));
+  CHECK(names.count("backbone.blocks.0.bn1_g.weight"));
+  // The reference state dict (dual_step fixture): 134 parameters and 92 buffers with the projector's 10 and 4.
+  CHECK(v.params.size() == 124);
+  CHECK(v.buffers.size() == 88);
+  rng data(4);
+  const auto x = tensor<float>::normal({2, 3, 32, 32}, data);
+  tape<float> none(grad_mode::off);
+  forward_state<float> dense;
+  dense.training = false;
+  CHECK(net.forward(none, x, dense).dims() == shape{2, 64});
+  // Dense width-1/8 network: the closed form of METHOD.md §3 (stem + blocks + downsamples), per image.
+  const std::int64_t per_image = 9 * 34 * 34 * 8 * 3 + 2 * (2 * 9 * 34 * 34 * 8 * 8) + (9 * 17 * 17 * 16 * 8 + 9 * 17 * 17 * 16 * 16 + 17 * 17 * 16 * 8) +
+                                 2 * 9 * 17 * 17 * 16 * 16 + (9 * 9 * 9 * 32 * 16 + 9 * 9 * 9 * 32 * 32 + 9 * 9 * 32 * 16) + 2 * 9 * 9 * 9 * 32 * 32 +
+                                 (9 * 5 * 5 * 64 * 32 + 9 * 5 * 5 * 64 * 64 + 5 * 5 * 64 * 32) + 2 * 9 * 5 * 5 * 64 * 64;
+  CHECK(dense.executed_macs == 2 * per_image);
+  CHECK_THROWS_AS(net.forward(none, tensor<float>::zeros({2, 1, 32, 32}), dense), shape_error);
+}
