@@ -208,3 +208,30 @@ TEST_CASE("resnet: shapes, parameter names and executed MACs", "[gating][model]"
   CHECK(dense.executed_macs == 2 * per_image);
   CHECK_THROWS_AS(net.forward(none, tensor<float>::zeros({2, 1, 32, 32}), dense), shape_error);
 }
+
+TEST_CASE("executed MACs of the fused eval network equal the FLOPs model", "[gating][model]") {
+  rng init(5);
+  resnet<float> net({18, stem_kind::cifar, 0.25}, init);
+  // Shift every gate's BN so that some channels open and some close.
+  for (auto& block : net.blocks) block.gate.bn.bias.fill(0.3f);
+  rng data(6);
+  const auto x = tensor<float>::normal({4, 3, 32, 32}, data);
+  tape<float> none(grad_mode::off);
+  forward_state<float> st;
+  st.training = false;
+  st.route = path::gated;
+  net.forward(none, x, st);
+  std::vector<tensor<float>> masks;
+  for (auto& g : st.gates) masks.push_back(g.mask);
+  const auto flops = net.flops(32, 32);
+  const double model = flops.gated_macs(masks) * 4;  // the model counts per image (batch mean)
+  CHECK(static_cast<double>(st.executed_macs) == Approx(model).epsilon(1e-12));
+  const double rho = flops.rho_value(masks);
+  CHECK(rho > flops.fixed_macs / static_cast<double>(flops.dense_macs));
+  CHECK(rho < 1.0);
+  // The dense path executes exactly the dense total.
+  forward_state<float> dense;
+  dense.training = false;
+  net.forward(none, x, dense);
+  CHECK(dense.executed_macs == 4 * flops.dense_macs);
+}

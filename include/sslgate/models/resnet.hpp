@@ -5,6 +5,7 @@
 //   stages: widths round(64 w · {1, 2, 4, 8}), strides 1, 2, 2, 2; blocks {2,2,2,2} or {3,4,6,3}
 //   head: global average pool -> [N, C4] features (no classifier)
 // x: [N, 3, H, W] -> [N, C4]. Parameter names: conv1, bn1, blocks.<i>.<block names>.
+#include <sslgate/gating/flops.hpp>
 #include <sslgate/gating/gated_basic_block.hpp>
 #include <sslgate/layers/linear.hpp>
 #include <sslgate/layers/sequential.hpp>
@@ -14,7 +15,7 @@
 
 namespace sslgate {
 
-enum class stem_kind { cifar, imagenet };
+using gating::stem_kind;
 
 struct resnet_config {
   int depth = 18;                 // 18 or 34
@@ -23,7 +24,7 @@ struct resnet_config {
   int in_channels = 3;
   std::array<int, 4> widths() const {
     std::array<int, 4> w{};
-    for (int s = 0; s < 4; ++s) w[s] = static_cast<int>(std::lround(64 * width * (1 << s)));
+    for (int s = 0; s < 4; ++s) w[s] = static_cast<int>(std::nearbyint(64 * width * (1 << s)));  // half to even, as the reference
     return w;
   }
   std::array<int, 4> blocks_per_stage() const {
@@ -74,6 +75,11 @@ class resnet {
   }
 
   const resnet_config& config() const { return cfg_; }
+  // The FLOPs model of this network for an input of h x w (METHOD.md §3).
+  gating::resnet_flops flops(std::int64_t h, std::int64_t w) const {
+    SSLGATE_CHECK(cfg_.depth == 18, value_error, "resnet", "the FLOPs model covers ResNet-18, not ResNet-{}", cfg_.depth);
+    return gating::resnet_flops::make(cfg_.width, h, w, cfg_.stem);
+  }
   int feature_dim() const { return cfg_.widths()[3]; }
 
   layers::conv2d<T> conv1;
