@@ -52,7 +52,7 @@ TEST_CASE("IDX: bad files are clear errors naming the file", "[data]") {
   auto im = header(0x803, {3, 2, 2});
   im.resize(im.size() + 11);  // one pixel short
   CHECK_THROWS_WITH(data::read_idx_images(write("short", im, true)), Catch::Contains("promises 3 images of 2x2 (12 bytes) but 11"));
-  CHECK_THROWS_WITH(data::read_idx_images(write("magic", header(0x801, {0}), false)), Catch::Contains("not an unsigned-byte image file"));
+  CHECK_THROWS_WITH(data::read_idx_images(write("magic", header(0x801, {1, 1, 1}), false)), Catch::Contains("not an unsigned-byte image file"));
   CHECK_THROWS_WITH(data::read_idx_images(write("tiny", {1, 2}, false)), Catch::Contains("too short"));
   CHECK_THROWS_WITH(data::read_idx_images("/nonexistent/file.gz"), Catch::Contains("cannot open /nonexistent/file.gz"));
   auto lb = header(0x801, {2});
