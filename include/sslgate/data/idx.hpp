@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,33 +47,44 @@ inline std::uint32_t be32(const std::uint8_t* p) {
 inline constexpr std::size_t idx_cap = std::size_t{1} << 32;  // 4 GiB: bounds memory on hostile input
 }  // namespace detail
 
-inline idx_images read_idx_images(const std::filesystem::path& path) {
-  const auto bytes = detail::read_maybe_gzipped(path, detail::idx_cap);
-  SSLGATE_CHECK(bytes.size() >= 16, io_error, "idx", "{}: {} bytes is too short for an image header", path.string(), bytes.size());
+// Parses the bytes of an (already decompressed) IDX image file; `name` names it in errors.
+inline idx_images parse_idx_images(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  SSLGATE_CHECK(bytes.size() >= 4, io_error, "idx", "{}: {} bytes is too short for an image header", name, bytes.size());
   SSLGATE_CHECK(detail::be32(bytes.data()) == 0x803, io_error, "idx", "{}: magic {:#010x} is not an unsigned-byte image file (0x00000803)",
-                path.string(), detail::be32(bytes.data()));
+                name, detail::be32(bytes.data()));
+  SSLGATE_CHECK(bytes.size() >= 16, io_error, "idx", "{}: {} bytes is too short for an image header", name, bytes.size());
   idx_images im{detail::be32(bytes.data() + 4), detail::be32(bytes.data() + 8), detail::be32(bytes.data() + 12), {}};
-  const auto payload = static_cast<std::uint64_t>(im.count) * im.rows * im.cols;
+  const std::uint64_t plane = static_cast<std::uint64_t>(im.rows) * static_cast<std::uint64_t>(im.cols);  // < 2^64
+  SSLGATE_CHECK(plane == 0 || static_cast<std::uint64_t>(im.count) <= std::numeric_limits<std::uint64_t>::max() / plane, io_error, "idx",
+                "{}: header promises {} images of {}x{}, more bytes than can exist", name, im.count, im.rows, im.cols);
+  const auto payload = static_cast<std::uint64_t>(im.count) * plane;
   SSLGATE_CHECK(bytes.size() - 16 == payload, io_error, "idx", "{}: header promises {} images of {}x{} ({} bytes) but {} bytes follow",
-                path.string(), im.count, im.rows, im.cols, payload, bytes.size() - 16);
+                name, im.count, im.rows, im.cols, payload, bytes.size() - 16);
   im.pixels.assign(bytes.begin() + 16, bytes.end());
   return im;
 }
 
+inline idx_images read_idx_images(const std::filesystem::path& path) {
+  return parse_idx_images(detail::read_maybe_gzipped(path, detail::idx_cap), path.string());
+}
+
 // Labels, each checked against num_classes.
-inline std::vector<std::uint8_t> read_idx_labels(const std::filesystem::path& path, int num_classes) {
-  const auto bytes = detail::read_maybe_gzipped(path, detail::idx_cap);
-  SSLGATE_CHECK(bytes.size() >= 8, io_error, "idx", "{}: {} bytes is too short for a label header", path.string(), bytes.size());
+inline std::vector<std::uint8_t> parse_idx_labels(const std::vector<std::uint8_t>& bytes, int num_classes, const std::string& name) {
+  SSLGATE_CHECK(bytes.size() >= 4, io_error, "idx", "{}: {} bytes is too short for a label header", name, bytes.size());
   SSLGATE_CHECK(detail::be32(bytes.data()) == 0x801, io_error, "idx", "{}: magic {:#010x} is not an unsigned-byte label file (0x00000801)",
-                path.string(), detail::be32(bytes.data()));
+                name, detail::be32(bytes.data()));
+  SSLGATE_CHECK(bytes.size() >= 8, io_error, "idx", "{}: {} bytes is too short for a label header", name, bytes.size());
   const std::uint64_t count = detail::be32(bytes.data() + 4);
-  SSLGATE_CHECK(bytes.size() - 8 == count, io_error, "idx", "{}: header promises {} labels but {} bytes follow", path.string(), count,
+  SSLGATE_CHECK(bytes.size() - 8 == count, io_error, "idx", "{}: header promises {} labels but {} bytes follow", name, count,
                 bytes.size() - 8);
   std::vector<std::uint8_t> labels(bytes.begin() + 8, bytes.end());
   for (std::size_t i = 0; i < labels.size(); ++i)
-    SSLGATE_CHECK(labels[i] < num_classes, io_error, "idx", "{}: label {} of record {} is out of range [0, {})", path.string(), labels[i], i,
+    SSLGATE_CHECK(labels[i] < num_classes, io_error, "idx", "{}: label {} of record {} is out of range [0, {})", name, labels[i], i,
                   num_classes);
   return labels;
+}
+inline std::vector<std::uint8_t> read_idx_labels(const std::filesystem::path& path, int num_classes) {
+  return parse_idx_labels(detail::read_maybe_gzipped(path, detail::idx_cap), num_classes, path.string());
 }
 
 }  // namespace sslgate::data
