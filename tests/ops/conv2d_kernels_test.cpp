@@ -166,6 +166,12 @@ TEST_CASE("conv2d float kernels on wide layers (shared-chunk and per-thread Wino
                                         {2, 192, 4, 4, 176, 3, 3, 1, 1, 1, 1},
                                         {2, 96, 8, 8, 160, 3, 3, 1, 1, 1, 1},
                                         {2, 16, 32, 32, 48, 3, 3, 1, 1, 1, 1},
+                                        // Winograd (>= 32 channels) on odd shapes, paddings 0..3, 1x1 maps
+                                        {1, 33, 7, 5, 35, 3, 3, 1, 1, 2, 2},
+                                        {2, 37, 9, 9, 33, 3, 3, 1, 1, 0, 0},
+                                        {1, 32, 1, 1, 40, 3, 3, 1, 1, 1, 1},
+                                        {1, 33, 5, 5, 47, 3, 3, 1, 1, 3, 3},
+                                        {3, 32, 34, 34, 32, 3, 3, 1, 1, 1, 1},
                                         {2, 64, 8, 8, 96, 3, 3, 2, 2, 1, 1}};
   const int saved = omp_get_max_threads();
   for (int threads : {1, 2}) {

@@ -92,12 +92,12 @@ class resnet {
 
 // The shared projector: Linear-BN-ReLU-Linear-BN-ReLU-Linear (names 0, 1, 3, 4, 6 as torch.nn.Sequential).
 template <real T>
-using projector = layers::sequential<layers::linear<T>, layers::batchnorm<T>, layers::relu<T>, layers::linear<T>, layers::batchnorm<T>,
+using projector_mlp = layers::sequential<layers::linear<T>, layers::batchnorm<T>, layers::relu<T>, layers::linear<T>, layers::batchnorm<T>,
                                      layers::relu<T>, layers::linear<T>>;
 
 template <real T>
-projector<T> make_projector(int in, int hidden, int out, rng& r) {
-  return projector<T>(layers::linear<T>(in, hidden, r), layers::batchnorm<T>(hidden), layers::relu<T>{}, layers::linear<T>(hidden, hidden, r),
+projector_mlp<T> make_projector(int in, int hidden, int out, rng& r) {
+  return projector_mlp<T>(layers::linear<T>(in, hidden, r), layers::batchnorm<T>(hidden), layers::relu<T>{}, layers::linear<T>(hidden, hidden, r),
                       layers::batchnorm<T>(hidden), layers::relu<T>{}, layers::linear<T>(hidden, out, r));
 }
 

@@ -6,7 +6,8 @@
 //   conv2d_backward_weight  dw += corr(dy, x)        (adds)
 //
 // Algorithm selection (float; double always takes the im2col + Eigen path, it is for gradient checks):
-//   * 3x3, stride 1      -> Winograd F(4,3) (points 0, +-1, +-2, inf) for forward, backward-data
+//   * 3x3, stride 1, >= 32 channels in and out (use_winograd)
+//                        -> Winograd F(4,3) (points 0, +-1, +-2, inf) for forward, backward-data
 //                           (a 3x3 stride-1 conv of dy with the flipped, transposed weights, padding 2-p)
 //                           and backward-weight (transform-domain outer products, inverse-transformed).
 //                           Measured (1 thread, batch 64) 1.9x faster than our direct kernel at
@@ -1228,8 +1229,12 @@ inline void direct_backward_weight(float* dw, const float* dy, const float* x, c
   }
 }
 
+// Winograd only with >= 32 channels on both sides: below that the transforms cost about what they save, and
+// its float error (about 10x a direct kernel's) compounds through BN layers of narrow networks enough to flip
+// ReLU decisions of a whole training step (seen on the width-1/8 dual_step reference).
+inline constexpr int winograd_min_channels = 32;
 inline bool use_winograd(const conv2d_params& p) {
-  return p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1;
+  return p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && std::min(p.c_in, p.c_out) >= winograd_min_channels;
 }
 
 }  // namespace detail
