@@ -344,7 +344,7 @@ int main(int argc, char** argv) {
                                              c.epochs, step, steps_per_epoch, static_cast<double>(step * c.batch) / secs, eta, total,
                                              out.objective.terms[1].first, out.objective.terms[1].second, out.rho, lr);
         if (tty) fmt::print("\r{:<110}", line), std::fflush(stdout);
-        else if (global_step % c.log_every == 0 || step == steps_per_epoch) fmt::print("{}\n", line);
+        else if (global_step % c.log_every == 0 || step == steps_per_epoch) fmt::print("{}\n", line), std::fflush(stdout);
         if (c.max_steps > 0 && global_step >= c.max_steps) {
           stop = true;
           break;

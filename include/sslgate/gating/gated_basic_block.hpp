@@ -9,10 +9,12 @@
 #include <sslgate/gating/forward_state.hpp>
 #include <sslgate/layers/batchnorm.hpp>
 #include <sslgate/layers/conv2d.hpp>
+#include <sslgate/ops/cpu/gated_conv.hpp>
 #include <sslgate/ops/gated_conv.hpp>
 
 #include <cmath>
 #include <optional>
+#include <type_traits>
 
 namespace sslgate {
 
@@ -105,6 +107,16 @@ class gated_basic_block {
     const int ho = p1.out_h(), wo = p1.out_w();
     const std::int64_t plane = static_cast<std::int64_t>(ho) * wo, in_plane = x.dim(2) * x.dim(3);
     const auto [s1, b1] = folded(bn1_g);
+    if constexpr (std::is_same_v<T, float>) {
+      // Float: batched kernels on weights transformed once per call (ops/cpu/gated_conv.hpp).
+      const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
+      if (conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 && ops::cpu::gated::gated_block_supported(bp)) {
+        tensor<T> o(shape{n, c_out, ho, wo});
+        st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(), b1.data(), bp, lists);
+        tape<T> none(grad_mode::off);
+        return finish(none, x, o, bn2_g, st);
+      }
+    }
     tensor<T> o = tensor<T>::zeros(shape{n, c_out, ho, wo});
     std::vector<T> w1, w2, h;
     for (int i = 0; i < n; ++i) {

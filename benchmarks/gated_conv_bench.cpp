@@ -1,0 +1,137 @@
+// The gated BasicBlock against the dense one at the ResNet-18 CIFAR block shapes (batch 64, float, 2 threads),
+// and the whole ResNet-18 eval forward, dense path vs gated path at density 0.5 (batch 64 and batch 1).
+// Gated runs force random per-sample masks of the given density (forward_state::forced_masks).
+// Counters: GFLOP/s = 2 x executed MACs / time (the MACs the kernels report, FLOPs-model convention: direct
+// convolution MACs of what runs, gates included); mac_ratio = executed / dense-block MACs.
+// Block args: shape index (0..6), density x 100 (-1: the dense path), training (0: eval forward, no tape;
+// 1: training forward + backward with the tape). Results and how they were taken: docs/benchmarks.md.
+#include <sslgate/core/parallel.hpp>
+#include <sslgate/models/resnet.hpp>
+
+#include <benchmark/benchmark.h>
+#include <xsimd/xsimd.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+
+using namespace sslgate;
+
+struct block_shape {
+  int c_in, c_out, stride, hw;
+};
+constexpr block_shape shapes[] = {{64, 64, 1, 34},  {64, 128, 2, 34}, {128, 128, 1, 17}, {128, 256, 2, 17},
+                                  {256, 256, 1, 9}, {256, 512, 2, 9}, {512, 512, 1, 5}};
+constexpr int batch = 64;
+
+tensor<float> random_mask(std::int64_t n, std::int64_t c, double d, std::uint64_t seed) {
+  rng r(seed);
+  tensor<float> m(shape{n, c});
+  for (std::int64_t i = 0; i < m.numel(); ++i) m[i] = r.uniform_at(static_cast<std::uint64_t>(i)) < d ? 1.f : 0.f;
+  return m;
+}
+
+// Running statistics away from (0, 1) so the folded BN is not an identity.
+template <class BN>
+void perturb(BN& bn, rng& r) {
+  for (std::int64_t i = 0; i < bn.running_mean.numel(); ++i) {
+    bn.running_mean[i] = 0.1f * (r.uniform() - 0.5f);
+    bn.running_var[i] = 0.5f + r.uniform();
+  }
+}
+
+void bm_block(benchmark::State& state) {
+  set_num_threads(2);
+  const block_shape s = shapes[state.range(0)];
+  const double d = state.range(1) / 100.0;
+  const bool dense = state.range(1) < 0, training = state.range(2) != 0;
+  rng init(1);
+  gated_basic_block<float> block(s.c_in, s.c_out, s.stride, init);
+  rng r(2);
+  for (auto* bn : {&block.bn1_d, &block.bn2_d, &block.bn1_g, &block.bn2_g}) perturb(*bn, r);
+  const auto x = tensor<float>::normal({batch, s.c_in, s.hw, s.hw}, r);
+  const tensor<float> mask = random_mask(batch, s.c_out, dense ? 1.0 : d, 3);
+  rng noise(4);
+  std::int64_t macs = 0;
+  auto run = [&] {
+    forward_state<float> st;
+    st.training = training;
+    st.route = dense ? path::dense : path::gated;
+    st.noise = &noise;
+    if (!dense) st.forced_masks.push_back(mask);
+    tape<float> tp(training ? grad_mode::on : grad_mode::off);
+    const tensor<float> y = block.forward(tp, x, st);
+    if (training) tp.backward(y, tensor<float>::full(y.dims(), 1e-3f));
+    benchmark::DoNotOptimize(y.data());
+    macs = st.executed_macs;
+  };
+  run();  // warm the scratch buffers
+  for (auto _ : state) run();
+  const int o = (s.hw + 2 - 3) / s.stride + 1;
+  const double dense_macs = double(batch) * 9.0 * o * o * s.c_out * (s.c_in + s.c_out) +
+                            (s.stride != 1 || s.c_in != s.c_out ? double(batch) * o * o * s.c_out * s.c_in : 0.0);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(macs) * (training ? 3 : 1) * 1e-9 * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+  state.counters["mac_ratio"] = double(macs) / dense_macs;
+}
+
+// Whole ResNet-18 (width 1, CIFAR stem, 32x32), eval forward. Args: batch, gated (0/1).
+void bm_resnet18(benchmark::State& state) {
+  set_num_threads(2);
+  const int n = int(state.range(0));
+  const bool gated = state.range(1) != 0;
+  static std::unique_ptr<resnet<float>> net;
+  if (!net) {
+    rng init(5);
+    net = std::make_unique<resnet<float>>(resnet_config{18, stem_kind::cifar, 1.0}, init);
+    rng r(6);
+    for (auto& b : net->blocks)
+      for (auto* bn : {&b.bn1_d, &b.bn2_d, &b.bn1_g, &b.bn2_g}) perturb(*bn, r);
+  }
+  rng data(7);
+  const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
+  std::vector<tensor<float>> masks;
+  std::uint64_t seed = 100;
+  for (auto& b : net->blocks) masks.push_back(random_mask(n, b.c_out(), 0.5, seed++));
+  std::int64_t macs = 0;
+  auto run = [&] {
+    forward_state<float> st;
+    st.training = false;
+    st.route = gated ? path::gated : path::dense;
+    if (gated) st.forced_masks = masks;
+    tape<float> none(grad_mode::off);
+    const tensor<float> y = net->forward(none, x, st);
+    benchmark::DoNotOptimize(y.data());
+    macs = st.executed_macs;
+  };
+  run();
+  for (auto _ : state) run();
+  const auto flops = net->flops(32, 32);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(macs) * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["mac_ratio"] = double(macs) / (double(flops.dense_macs) * n);
+  state.counters["rho"] = gated ? flops.rho_value(masks) : 1.0;
+}
+
+void block_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "density_pct", "train"});
+  for (int train : {0, 1})
+    for (int sh = 0; sh < 7; ++sh)
+      for (int d : {-1, 100, 75, 50, 25, 10}) b->Args({sh, d, train});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(bm_block)->Apply(block_args);
+BENCHMARK(bm_resnet18)->ArgNames({"batch", "gated"})->Args({64, 0})->Args({64, 1})->Args({1, 0})->Args({1, 1})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+const int context = [] {
+  benchmark::AddCustomContext("simd", std::string(xsimd::default_arch::name()) + " (" + std::to_string(xsimd::batch<float>::size) +
+                                          " float lanes)");
+  benchmark::AddCustomContext("threads", "2 (sslgate::set_num_threads)");
+  benchmark::AddCustomContext("block shapes", "0: 64->64@34 s1, 1: 64->128 s2 34->17, 2: 128->128@17, 3: 128->256 s2 17->9, "
+                                              "4: 256->256@9, 5: 256->512 s2 9->5, 6: 512->512@5");
+  return 0;
+}();
+
+}  // namespace

@@ -1,0 +1,376 @@
+#pragma once
+// CPU kernels of the fused gated BasicBlock in eval mode (float):
+//   h_n = relu(conv1(x_n)[A_n] * s1[A_n] + b1[A_n])      only the open output channels A_n of sample n
+//   o_n = conv2(h_n, w2[:, A_n])                          reduction over exactly those channels
+// Random per-sample channel sets make weight gathers the enemy: a sample's tiles are few (4 at 5x5) and the
+// weights many (36 x 512 x 512 transformed floats), so nothing here copies weights per sample. Instead:
+//   * the weights are transformed / packed once per call (amortized over the batch) into layouts where a
+//     channel subset is a list of row pointers;
+//   * conv1 (output channels gated) runs in "dot" form: out[row][col] = <a_row, b_col> with SIMD lanes over
+//     the reduction (input channels), rows = Winograd tiles (or output positions for the direct kernel),
+//     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
+//   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
+//     input channel A_n[j]) taken by index, lanes over all output channels;
+//   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
+//     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it.
+// Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
+#include <sslgate/ops/cpu/conv2d.hpp>
+
+#include <numeric>
+#include <vector>
+
+namespace sslgate::ops::cpu::gated {
+
+using detail::vf;
+using detail::vw;
+using detail::round_up;
+using detail::split_range;
+
+// Scratch owned by these kernels (kept apart from conv2d's slots).
+enum gslot { g_u1, g_u2, g_w1, g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_count };
+inline detail::aligned_buffer& gscratch(int slot) {
+  thread_local detail::aligned_buffer bufs[g_count];
+  return bufs[slot];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernels.
+// ---------------------------------------------------------------------------------------------
+// Dot form. Naive loop: for r < R, c < C:
+//   out[r*ors + c*ocs] = sum_s sum_{k < kv*vw} a[r][aoff[s] + k] * b[c][boff[s] + k]
+template <int R, int C>
+inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const float* const* a, const float* const* b,
+                       const std::ptrdiff_t* aoff, const std::ptrdiff_t* boff, int nseg, int kv) {
+  vf acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = vf(0.f);
+  for (int s = 0; s < nseg; ++s) {
+    const float* ap[R];
+    const float* bp[C];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) ap[r] = a[r] + aoff[s];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) bp[c] = b[c] + boff[s];
+    for (int kk = 0; kk < kv; ++kk) {
+      vf av[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) av[r] = vf::load_unaligned(ap[r] + kk * vw);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const vf bv = vf::load_unaligned(bp[c] + kk * vw);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[r][c] = xsimd::fma(av[r], bv, acc[r][c]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) out[r * ors + c * ocs] = xsimd::hadd(acc[r][c]);
+}
+constexpr int dot_r = 4, dot_c = 6;
+using dot_fn = void (*)(float*, std::ptrdiff_t, std::ptrdiff_t, const float* const*, const float* const*, const std::ptrdiff_t*,
+                        const std::ptrdiff_t*, int, int);
+template <int R, int... C>
+constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
+  return {&dot_kernel<R, C + 1>...};
+}
+template <int... R>
+constexpr std::array<std::array<dot_fn, dot_c>, sizeof...(R)> dot_table(std::integer_sequence<int, R...>) {
+  return {dot_row<R + 1>(std::make_integer_sequence<int, dot_c>{})...};
+}
+inline dot_fn pick_dot(int r, int c) {
+  static constexpr auto t = dot_table(std::make_integer_sequence<int, dot_r>{});
+  return t[r - 1][c - 1];
+}
+
+// Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
+template <int MR, int NV>
+inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
+                       const int* idx, int k) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
+  for (int j = 0; j < k; ++j) {
+    const float* bp = b + std::ptrdiff_t(idx[j]) * b_ld;
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      const vf av(a[m * a_rs + j]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+}
+using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
+template <int NV, int... M>
+constexpr std::array<idx_fn, sizeof...(M)> idx_row(std::integer_sequence<int, M...>) {
+  return {&idx_kernel<M + 1, NV>...};
+}
+template <int... NV>
+constexpr std::array<std::array<idx_fn, detail::ukr_mr>, sizeof...(NV)> idx_table(std::integer_sequence<int, NV...>) {
+  return {idx_row<NV + 1>(std::make_integer_sequence<int, detail::ukr_mr>{})...};
+}
+inline idx_fn pick_idx(int mr, int nv) {
+  static constexpr auto t = idx_table(std::make_integer_sequence<int, detail::ukr_nv>{});
+  return t[nv - 1][mr - 1];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight preparation (once per call).
+// ---------------------------------------------------------------------------------------------
+// U[xi*xs + k*ks + n] = (G g G^T)[xi] of the 3x3 filter between "row" k and "column" n, where
+// g = w[co][ci] * scale[co] with (k, n) = (co, ci) if k_is_out, else (ci, co). Columns n >= real stay 0.
+// Rows k in [k0, k1).
+inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
+                         const float* scale, bool k_is_out, int k0, int k1, float* tmp /* 9 * np */) {
+  const int real_n = k_is_out ? c_in : c_out;
+  for (int k = k0; k < k1; ++k) {
+    std::fill(tmp, tmp + 9 * np, 0.f);
+    for (int n = 0; n < real_n; ++n) {
+      const int co = k_is_out ? k : n, ci = k_is_out ? n : k;
+      const float s = scale ? scale[co] : 1.f;
+      const float* src = w + (std::ptrdiff_t(co) * c_in + ci) * 9;
+      for (int t = 0; t < 9; ++t) tmp[t * np + n] = src[t] * s;
+    }
+    for (int c = 0; c < np; c += vw) {
+      vf gg[3][3], t6[6][3];
+      for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(tmp + t * np + c);
+      for (int j = 0; j < 3; ++j) {
+        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[6];
+        detail::wino_w_1d(col, o);
+        for (int i = 0; i < 6; ++i) t6[i][j] = o[i];
+      }
+      for (int i = 0; i < 6; ++i) {
+        vf o[6];
+        detail::wino_w_1d(t6[i], o);
+        for (int j = 0; j < 6; ++j) o[j].store_unaligned(U + (i * 6 + j) * xs + std::ptrdiff_t(k) * ks + c);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The block's two gated convolutions.
+// ---------------------------------------------------------------------------------------------
+struct block_params {
+  int n, c_in, h, w, c_out, stride;  // conv1: 3x3, padding 1, c_in -> c_out, stride; conv2: 3x3 s1 p1, c_out -> c_out
+  int oh() const { return (h + 2 - 3) / stride + 1; }
+  int ow() const { return (w + 2 - 3) / stride + 1; }
+};
+
+// Whether gated_block_forward handles this block (else the caller takes its generic path).
+inline bool gated_block_supported(const block_params& p) {
+  // conv2 must take Winograd (use_winograd's accuracy rule: >= 32 channels).
+  return p.c_out >= detail::winograd_min_channels;
+}
+
+// o[n] (assigned, [n, c_out, oh, ow]) = conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n]) for every sample;
+// samples with no open channel get o[n] = 0. Returns the MACs executed, counted as direct-convolution MACs
+// (9 per output and reduction channel, as the FLOPs model does) over the channels computed.
+inline std::int64_t gated_block_forward(float* o, const float* x, const float* w1, const float* w2, const float* s1,
+                                        const float* b1, const block_params& p, const std::vector<std::vector<int>>& lists) {
+  const int n = p.n, ci = p.c_in, co = p.c_out, oh = p.oh(), ow = p.ow();
+  const std::ptrdiff_t plane = std::ptrdiff_t(oh) * ow, in_plane = std::ptrdiff_t(p.h) * p.w;
+  const conv2d_params p1{n, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1};
+  const bool wino1 = detail::use_winograd(p1);
+  const int cinp = int(round_up(ci, vw)), coutp = int(round_up(co, vw));
+  const int nth = omp_get_max_threads();
+
+  // Transform-domain geometry of one sample (conv1 input side and conv2 both sides share tiles: same oh x ow
+  // when conv1 is stride 1; conv2 always works on oh x ow).
+  const auto g2full = detail::make_geom(1, co, oh, ow, co, oh, ow, 1, 1);
+  const int tiles = g2full.th * g2full.tw;  // per sample, conv2 (and conv1 when stride 1)
+  const std::ptrdiff_t vld1 = detail::padded_ld(cinp), mld2 = detail::padded_ld(coutp);
+
+  // conv1 weights: Winograd, U1t[xi][co][ci] (BN1 scale folded), or direct, W1p[co][tap][cinp].
+  const std::ptrdiff_t u1_ld = vld1, u1_xi = std::ptrdiff_t(co) * u1_ld;
+  float* U1 = wino1 ? gscratch(g_u1).get<float>(36 * u1_xi) : nullptr;
+  float* W1p = wino1 ? nullptr : gscratch(g_w1).get<float>(std::size_t(co) * 9 * cinp);
+  // conv2 weights: U2[xi][ci][co].
+  const std::ptrdiff_t u2_ld = mld2, u2_xi = std::ptrdiff_t(co) * u2_ld;
+  float* U2 = gscratch(g_u2).get<float>(36 * u2_xi);
+
+  // Per-sample offsets of the compact blocks (M1 / V2: tiles x ld_n per xi, ld_n = round_up(|A_n|)).
+  std::vector<int> cnt(n), ldn(n);
+  for (int i = 0; i < n; ++i) {
+    cnt[i] = int(lists[std::size_t(i)].size());
+    ldn[i] = int(round_up(std::max(cnt[i], 1), vw));
+  }
+  // Chunks of samples: transform-domain data of a chunk within ~24 MB.
+  // Each thread runs its own samples in chunks whose transform-domain data stays within ~8 MB (no barrier
+  // inside the sample loop: a barrier per phase cost more than it saved whenever a core was shared).
+  const std::size_t per_sample_max = 36ull * tiles * (vld1 + 2 * coutp + mld2) * 4;
+  const int chunk = int(std::clamp<std::size_t>((8ull << 20) / std::max<std::size_t>(per_sample_max, 1), 1,
+                                                std::size_t((n + nth - 1) / nth)));
+  const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
+  const std::size_t comp_max = 36ull * chunk * tiles * coutp;  // M1 or V2, all samples of a chunk
+  std::int64_t macs = 0;
+  for (int i = 0; i < n; ++i)
+    macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
+
+  const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1);  // conv1 Winograd (stride 1: oh = h)
+  const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
+
+#pragma omp parallel num_threads(nth)
+  {
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    // --- weights, split by rows ---
+    {
+      float* tmp = gscratch(g_t0).get<float>(9 * std::size_t(std::max(cinp, coutp)));
+      long lo, hi;
+      split_range(co, nt, tid, lo, hi);
+      if (wino1) {
+        wino_weights(U1, u1_xi, u1_ld, cinp, w1, co, ci, s1, true, int(lo), int(hi), tmp);
+      } else {
+        for (long c = lo; c < hi; ++c)
+          for (int t = 0; t < 9; ++t) {
+            float* d = W1p + (c * 9 + t) * cinp;
+            for (int k = 0; k < cinp; ++k) d[k] = k < ci ? w1[(c * ci + k) * 9 + t] * s1[c] : 0.f;
+          }
+      }
+      wino_weights(U2, u2_xi, u2_ld, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp);
+    }
+    // Per-thread buffers.
+    const int pc1 = g1.pcols(), pc2 = g2full.pcols();
+    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(
+        wino1 ? std::size_t(4 * g1.th + 4) * pc1 * cinp : dg.img_floats(), std::size_t(4 * g2full.th + 4) * pc2 * coutp));
+    const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
+    float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
+    float* hbuf = gscratch(g_t3).get<float>(std::size_t(co) * plane + 16);
+    std::vector<const float*> ap(dot_r), bp(dot_c);
+    std::vector<std::ptrdiff_t> aoff(9), boff(9);
+    for (int t = 0; t < 9; ++t) {
+      aoff[t] = dg.tap_offset(t);
+      boff[t] = std::ptrdiff_t(t) * cinp;
+    }
+    const std::ptrdiff_t zero_off = 0;
+    std::vector<std::size_t> off(std::size_t(n) + 1);  // compact blocks' offsets (each thread its own copy)
+    float* V1 = gscratch(g_chunk).get<float>((wino1 ? 36 * v1_xi : 0) + 36 * m2_xi + 2 * comp_max);
+    float* M2 = V1 + (wino1 ? 36 * v1_xi : 0);
+    float* M1 = M2 + 36 * m2_xi;
+    float* V2 = M1 + comp_max;
+    long my_lo, my_hi;
+    split_range(n, nt, tid, my_lo, my_hi);
+#pragma omp barrier
+    for (int c0 = int(my_lo); c0 < int(my_hi); c0 += chunk) {
+      const int c1 = std::min(int(my_hi), c0 + chunk);
+      off[c0] = 0;
+      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(36) * tiles * ldn[i];
+      const long s_lo = 0, s_hi = c1 - c0;
+      // --- phase 1: conv1 input transform (Winograd) ---
+      if (wino1)
+        for (long s = s_lo; s < s_hi; ++s) {
+          const int i = c0 + int(s);
+          if (cnt[i] == 0) continue;
+          detail::wino_pack_input(xbuf, row_ptr, x + std::ptrdiff_t(i) * ci * in_plane, g1, 0, g1.th);
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, s * tiles, row_ptr, g1, g1.th);
+        }
+      // --- phase 2: conv1 products in dot form, split by xi ---
+      if (wino1) {
+        const long x0 = 0, x1 = 36;
+        for (long xi = x0; xi < x1; ++xi)
+          for (int i = c0; i < c1; ++i) {
+            const auto& A = lists[std::size_t(i)];
+            const int c = cnt[i], ld = ldn[i];
+            if (c == 0) continue;
+            float* m1 = M1 + off[i] - off[c0] + xi * std::ptrdiff_t(tiles) * ld;
+            const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
+            const float* ubase = U1 + xi * u1_xi;
+            for (int j0 = 0; j0 < c; j0 += dot_c) {
+              const int cc = std::min(dot_c, c - j0);
+              for (int q = 0; q < cc; ++q) bp[q] = ubase + std::ptrdiff_t(A[std::size_t(j0 + q)]) * u1_ld;
+              for (int t0 = 0; t0 < tiles; t0 += dot_r) {
+                const int rr = std::min(dot_r, tiles - t0);
+                for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
+                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, 1, ap.data(), bp.data(), &zero_off, &zero_off, 1, cinp / vw);
+              }
+            }
+          }
+      }
+      // --- phase 3: conv1 output (BN1 shift + ReLU), conv2 input transform, split by samples ---
+      for (long s = s_lo; s < s_hi; ++s) {
+        const int i = c0 + int(s);
+        const auto& A = lists[std::size_t(i)];
+        const int c = cnt[i], ld = ldn[i];
+        if (c == 0) continue;
+        if (wino1) {
+          auto gc = g1;
+          gc.cout = c;
+          gc.coutp = ld;
+          detail::wino_output_transform(hbuf, M1 + off[i] - off[c0], std::ptrdiff_t(tiles) * ld, ld, 0, gc, 0, gc.th, ybuf, false);
+        } else {
+          detail::direct_pack_input(xbuf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
+          for (int j0 = 0; j0 < c; j0 += dot_c) {
+            const int cc = std::min(dot_c, c - j0);
+            for (int q = 0; q < cc; ++q) bp[q] = W1p + std::ptrdiff_t(A[std::size_t(j0 + q)]) * 9 * cinp;
+            for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += dot_r) {
+              const int rr = int(std::min<std::ptrdiff_t>(dot_r, plane - q0));
+              for (int r = 0; r < rr; ++r) {
+                const std::ptrdiff_t q = q0 + r, oy = q / ow, ox = q % ow;
+                ap[r] = xbuf + (oy * dg.pcol + ox) * cinp;
+              }
+              pick_dot(rr, cc)(hbuf + std::ptrdiff_t(j0) * plane + q0, 1, plane, ap.data(), bp.data(), aoff.data(), boff.data(), 9,
+                               cinp / vw);
+            }
+          }
+        }
+        for (int j = 0; j < c; ++j) {
+          const float shift = b1[A[std::size_t(j)]];
+          float* hj = hbuf + std::ptrdiff_t(j) * plane;
+          for (std::ptrdiff_t t = 0; t < plane; ++t) hj[t] = std::max(hj[t] + shift, 0.f);
+        }
+        auto gi = g2full;
+        gi.cin = c;
+        gi.cinp = ld;
+        detail::wino_pack_input(xbuf, row_ptr, hbuf, gi, 0, gi.th);
+        detail::wino_input_transform(V2 + off[i] - off[c0], std::ptrdiff_t(tiles) * ld, ld, 0, row_ptr, gi, gi.th);
+      }
+      // --- phase 4: conv2 products with indexed weight rows, split by xi ---
+      {
+        const long x0 = 0, x1 = 36;
+        for (long xi = x0; xi < x1; ++xi) {
+          const float* ubase = U2 + xi * u2_xi;
+          for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
+            const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+            for (int i = c0; i < c1; ++i) {
+              const int c = cnt[i], ld = ldn[i];
+              if (c == 0) continue;
+              const float* a = V2 + off[i] - off[c0] + xi * std::ptrdiff_t(tiles) * ld;
+              float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
+              const int* idx = lists[std::size_t(i)].data();
+              for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
+                const int mr = std::min(detail::ukr_mr, tiles - t0);
+                pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, ubase + n0, u2_ld, idx, c);
+              }
+            }
+          }
+        }
+      }
+      // --- phase 5: conv2 output transform, split by samples ---
+      for (long s = s_lo; s < s_hi; ++s) {
+        const int i = c0 + int(s);
+        float* on = o + std::ptrdiff_t(i) * co * plane;
+        if (cnt[i] == 0) {
+          std::fill(on, on + co * plane, 0.f);
+          continue;
+        }
+        detail::wino_output_transform(on, M2 + std::ptrdiff_t(s) * tiles * mld2, std::ptrdiff_t(m2_xi), mld2, 0, g2full, 0, g2full.th,
+                                      ybuf, false);
+      }
+    }
+  }
+  return macs;
+}
+
+}  // namespace sslgate::ops::cpu::gated
