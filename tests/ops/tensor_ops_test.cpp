@@ -1,3 +1,4 @@
+#include <sslgate/ops/conv2d.hpp>
 #include <sslgate/ops/linalg.hpp>
 #include <sslgate/ops/shape_ops.hpp>
 
@@ -74,4 +75,21 @@ TEST_CASE("transpose, reshape, slice, concat, split, index_select", "[ops][grad]
   CHECK_THROWS_WITH(ops::concat(tp, {m, tensor<double>::zeros({3, 3})}, 1), Catch::Contains("differ outside dimension 1"));
   CHECK_THROWS_AS(ops::index_select(tp, m, 0, {2}), shape_error);
   CHECK_THROWS_AS(ops::split(tp, m, {1, 1}, 1), shape_error);
+}
+
+TEST_CASE("conv2d op: gradcheck and float vs double on odd shapes", "[ops][grad]") {
+  struct conv_case {
+    shape x, w;
+    int stride, padding;
+  };
+  for (const auto& c : {conv_case{{1, 3, 5, 5}, {5, 3, 3, 3}, 1, 1}, conv_case{{2, 3, 9, 9}, {4, 3, 7, 7}, 2, 3}, conv_case{{1, 5, 1, 1}, {3, 5, 1, 1}, 1, 0},
+                        conv_case{{2, 4, 6, 6}, {3, 4, 3, 3}, 2, 0}, conv_case{{1, 2, 4, 4}, {2, 2, 3, 3}, 1, 2}}) {
+    INFO("x " << c.x.str() << " w " << c.w.str() << " stride " << c.stride << " padding " << c.padding);
+    auto f = [&](auto& tp, auto in) { return ops::conv2d(tp, in[0], in[1], c.stride, c.padding); };
+    check(f, {random(c.x, 1), random(c.w, 2)}, static_cast<double>(c.w.numel() / c.w[0]));
+  }
+  tape<float> tp;
+  CHECK_THROWS_WITH(ops::conv2d(tp, tensor<float>::zeros({1, 3, 8, 8}), tensor<float>::zeros({4, 5, 3, 3})),
+                    "conv2d: input [1, 3, 8, 8] has 3 channels but weight [4, 5, 3, 3] expects 5");
+  CHECK_THROWS_AS(ops::conv2d(tp, tensor<float>::zeros({1, 3, 2, 2}), tensor<float>::zeros({4, 3, 5, 5})), shape_error);
 }

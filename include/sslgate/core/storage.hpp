@@ -89,13 +89,36 @@ class caching_allocator {
   allocator_stats stats_;
 };
 
+// A device backend installed at run time by a compiled part (sslgate::cuda installs one when a program links
+// it and includes sslgate/core/cuda/runtime.hpp), so CPU-only builds never see a device header.
+// copy moves bytes between any two devices (cpu <-> cuda, cuda <-> cuda); fill writes count copies of an
+// elem_size-byte value.
+struct device_backend {
+  void* (*allocate)(std::size_t bytes, int index);
+  void (*release)(void* p, std::size_t bytes, int index);
+  void (*copy)(void* dst, device dst_dev, const void* src, device src_dev, std::size_t bytes);
+  void (*fill)(void* p, device dev, std::size_t count, const void* value, std::size_t elem_size);
+};
+inline const device_backend*& cuda_backend() {
+  static const device_backend* b = nullptr;
+  return b;
+}
+inline const device_backend& backend_for(std::string_view op, device dev) {
+  const device_backend* b = cuda_backend();
+  SSLGATE_CHECK(b != nullptr, value_error, op, "device {} is not available in this build", dev.str());
+  return *b;
+}
+
 class storage {
  public:
   storage(std::size_t bytes, device dev) : bytes_(bytes), dev_(dev) {
-    SSLGATE_CHECK(dev.kind == device_kind::cpu, value_error, "storage", "device {} is not available in this build", dev.str());
-    data_ = caching_allocator::cpu().allocate(bytes);
+    if (dev.kind == device_kind::cpu) data_ = caching_allocator::cpu().allocate(bytes);
+    else data_ = backend_for("storage", dev).allocate(bytes, dev.index);
   }
-  ~storage() { caching_allocator::cpu().release(data_, bytes_); }
+  ~storage() {
+    if (dev_.kind == device_kind::cpu) caching_allocator::cpu().release(data_, bytes_);
+    else cuda_backend()->release(data_, bytes_, dev_.index);
+  }
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 

@@ -87,27 +87,60 @@ class tensor {
   const T* data() const { return static_cast<const T*>(node_->buf->data()); }
   std::span<T> values() { return {data(), static_cast<std::size_t>(numel())}; }
   std::span<const T> values() const { return {data(), static_cast<std::size_t>(numel())}; }
-  std::vector<T> to_vector() const { return {data(), data() + numel()}; }
+  // Host copies of the values; a device tensor is copied down first.
+  std::vector<T> to_vector() const {
+    if (on_cpu()) return {data(), data() + numel()};
+    std::vector<T> v(static_cast<std::size_t>(numel()));
+    backend_for("tensor::to_vector", dev()).copy(v.data(), cpu, data(), dev(), v.size() * sizeof(T));
+    return v;
+  }
   T item() const {
     SSLGATE_CHECK(numel() == 1, shape_error, "tensor::item", "tensor of shape {} is not a single value", dims());
+    if (!on_cpu()) return to_vector()[0];
     return data()[0];
   }
   T& operator[](std::int64_t i) { return data()[i]; }
   const T& operator[](std::int64_t i) const { return data()[i]; }
 
-  void fill(T v) { std::fill_n(data(), numel(), v); }
+  void fill(T v) {
+    if (on_cpu()) std::fill_n(data(), numel(), v);
+    else backend_for("tensor::fill", dev()).fill(data(), dev(), static_cast<std::size_t>(numel()), &v, sizeof(T));
+  }
   tensor clone() const {
     tensor t = empty_like(*this);
-    std::memcpy(t.data(), data(), static_cast<std::size_t>(numel()) * sizeof(T));
+    t.copy_bytes_from(*this);
     return t;
   }
+  // Copies values from src, which may live on another device.
   void copy_from(const tensor& src) {
     SSLGATE_CHECK(src.dims() == dims(), shape_error, "tensor::copy_from", "source {} does not match destination {}", src.dims(), dims());
-    std::memcpy(data(), src.data(), static_cast<std::size_t>(numel()) * sizeof(T));
+    copy_bytes_from(src);
   }
+  // This tensor's values on device d: *this when already there, else a new untracked tensor (like clone).
+  tensor to(device d) const {
+    if (empty() || dev() == d) return *this;
+    tensor t(dims(), d);
+    t.copy_bytes_from(*this);
+    return t;
+  }
+  // Moves this tensor's storage to device d in place: every copy sharing the node (a layer's parameter,
+  // the visitor's named_tensor) sees the move. A stored gradient moves too.
+  void move_to(device d) {
+    if (empty()) return;
+    if (dev() != d) {
+      auto buf = std::make_shared<storage>(node_->buf->bytes(), d);
+      const device_backend* b = cuda_backend();
+      if (b != nullptr) b->copy(buf->data(), d, node_->buf->data(), dev(), node_->buf->bytes());
+      else backend_for("tensor::move_to", d);  // throws: no backend for a device tensor
+      node_->buf = std::move(buf);
+    }
+    if (node_->grad) from_node(node_->grad).move_to(d);
+  }
+  bool on_cpu() const { return node_->buf->dev().kind == device_kind::cpu; }
   // The same values in another element type (a new tensor).
   template <real U>
   tensor<U> cast() const {
+    SSLGATE_CHECK(on_cpu(), value_error, "tensor::cast", "tensor on {} (cast runs on the CPU; move it with to(cpu))", dev().str());
     tensor<U> t(dims(), dev());
     std::copy_n(data(), numel(), t.data());
     return t;
@@ -148,6 +181,11 @@ class tensor {
   }
 
  private:
+  void copy_bytes_from(const tensor& src) {
+    const std::size_t bytes = static_cast<std::size_t>(numel()) * sizeof(T);
+    if (on_cpu() && src.on_cpu()) std::memcpy(data(), src.data(), bytes);
+    else backend_for("tensor::copy", on_cpu() ? src.dev() : dev()).copy(data(), dev(), src.data(), src.dev(), bytes);
+  }
   std::shared_ptr<tensor_node<T>> node_;
 };
 
