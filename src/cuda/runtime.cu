@@ -6,7 +6,7 @@
 
 #include <array>
 #include <cstring>
-#include <map>
+#include <memory>
 #include <mutex>
 
 namespace sslgate::cuda {
@@ -15,76 +15,31 @@ namespace {
 
 constexpr int max_devices = 16;
 
-// Freed blocks are kept per (rounded) size and handed out again, as the CPU allocator does: a training
-// step allocates the same sizes every time, so the steady state makes no cudaMalloc/cudaFree calls
-// (which would synchronize the device). Blocks are freed on empty_cache or when cudaMalloc fails.
-class device_cache {
- public:
-  void* allocate(std::size_t bytes, int index) {
-    const std::size_t size = round_up(bytes);
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = free_.find(size); it != free_.end()) {
-        void* p = it->second;
-        free_.erase(it);
-        stats_.cached -= size;
-        note_use(size);
-        return p;
-      }
-    }
-    device_guard g(index);
-    void* p = nullptr;
-    if (cudaMalloc(&p, size) != cudaSuccess) {
-      (void)cudaGetLastError();
-      empty(index);
-      SSLGATE_CUDA_CHECK("storage", cudaMalloc(&p, size));
-    }
-    std::lock_guard lock(mu_);
-    ++stats_.system_allocs;
-    note_use(size);
-    return p;
-  }
-  void release(void* p, std::size_t bytes) {
-    const std::size_t size = round_up(bytes);
-    std::lock_guard lock(mu_);
-    stats_.in_use -= size;
-    stats_.cached += size;
-    free_.emplace(size, p);
-  }
-  void empty(int index) {
-    std::lock_guard lock(mu_);
-    if (free_.empty()) return;
-    device_guard g(index);
-    // Blocks may still be read by queued kernels of the library's stream.
-    (void)cudaDeviceSynchronize();
-    for (auto& [size, p] : free_) (void)cudaFree(p);
-    free_.clear();
-    stats_.cached = 0;
-  }
-  allocator_stats stats() const {
-    std::lock_guard lock(mu_);
-    return stats_;
-  }
-
- private:
-  static std::size_t round_up(std::size_t bytes) {
-    const std::size_t b = bytes == 0 ? 512 : bytes;
-    return (b + 511) / 512 * 512;
-  }
-  void note_use(std::size_t size) {
-    stats_.in_use += size;
-    if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
-  }
-  mutable std::mutex mu_;
-  std::multimap<std::size_t, void*> free_;
-  allocator_stats stats_;
-};
-
+// The library's caching allocator over cudaMalloc/cudaFree, one per device: a training step allocates the
+// same sizes every time, so the steady state makes no cudaMalloc/cudaFree calls (which synchronize the device).
 // Never destroyed: storage may be released during static destruction, after the driver shut down.
-device_cache& cache(int index) {
+caching_allocator& cache(int index) {
   SSLGATE_CHECK(index >= 0 && index < max_devices, value_error, "storage", "device index {} out of range", index);
-  static auto* caches = new std::array<device_cache, max_devices>();
-  return (*caches)[static_cast<std::size_t>(index)];
+  static auto* caches = [] {
+    auto* a = new std::array<std::unique_ptr<caching_allocator>, max_devices>();
+    for (int d = 0; d < max_devices; ++d)
+      (*a)[static_cast<std::size_t>(d)] = std::make_unique<caching_allocator>(
+          "cuda:" + std::to_string(d), 512,
+          [d](std::size_t n) -> void* {
+            device_guard g(d);
+            void* p = nullptr;
+            if (cudaMalloc(&p, n) == cudaSuccess) return p;
+            (void)cudaGetLastError();  // clear the error; the allocator empties its cache and retries
+            return nullptr;
+          },
+          [d](void* p) {
+            device_guard g(d);
+            (void)cudaDeviceSynchronize();  // queued kernels of the library's stream may still read the block
+            (void)cudaFree(p);
+          });
+    return a;
+  }();
+  return *(*caches)[static_cast<std::size_t>(index)];
 }
 
 struct per_device {
@@ -99,7 +54,7 @@ per_device& state() {
   return s[static_cast<std::size_t>(d)];
 }
 
-void* backend_allocate(std::size_t bytes, int index) { return cache(index).allocate(bytes, index); }
+void* backend_allocate(std::size_t bytes, int index) { return cache(index).allocate(bytes); }
 void backend_release(void* p, std::size_t bytes, int index) { cache(index).release(p, bytes); }
 
 void backend_copy(void* dst, device dd, const void* src, device sd, std::size_t bytes) {
@@ -187,7 +142,7 @@ stream_handle current_stream() { return stream(); }
 void set_current_stream(stream_handle s) { state().current = static_cast<cudaStream_t>(s); }
 
 allocator_stats allocator_statistics(int index) { return cache(index).stats(); }
-void empty_cache(int index) { cache(index).empty(index); }
+void empty_cache(int index) { cache(index).empty_cache(); }
 
 void install_backend() { cuda_backend() = &the_backend; }
 

@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace sslgate {
 
@@ -22,13 +24,22 @@ struct allocator_stats {
   std::size_t system_allocs = 0; // calls that reached the system allocator
 };
 
+// One allocator per device: raw_alloc returns nullptr on failure (the cache is then emptied and the
+// allocation tried once more), raw_free returns a block to the system. Sizes are rounded up to granularity.
 class caching_allocator {
  public:
+  using raw_alloc_fn = std::function<void*(std::size_t)>;
+  using raw_free_fn = std::function<void(void*)>;
+
+  caching_allocator(std::string name, std::size_t granularity, raw_alloc_fn raw_alloc, raw_free_fn raw_free)
+      : name_(std::move(name)), granularity_(granularity), raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)) {}
   static caching_allocator& cpu() {
-    static caching_allocator a;
+    static caching_allocator a("cpu", storage_alignment, [](std::size_t n) { return std::aligned_alloc(storage_alignment, n); }, std::free);
     return a;
   }
   ~caching_allocator() { empty_cache(); }
+  caching_allocator(const caching_allocator&) = delete;
+  caching_allocator& operator=(const caching_allocator&) = delete;
 
   void* allocate(std::size_t bytes) {
     const std::size_t size = round_up(bytes);
@@ -42,12 +53,12 @@ class caching_allocator {
         return p;
       }
     }
-    void* p = std::aligned_alloc(storage_alignment, size);
+    void* p = raw_alloc_(size);
     if (p == nullptr) {
       empty_cache();  // give cached blocks back and try once more before failing
-      p = std::aligned_alloc(storage_alignment, size);
+      p = raw_alloc_(size);
     }
-    if (p == nullptr) throw std::bad_alloc();
+    SSLGATE_CHECK(p != nullptr, error, "storage", "out of memory allocating {} bytes on {}", size, name_);
     std::lock_guard lock(mu_);
     ++stats_.system_allocs;
     note_use(size);
@@ -62,7 +73,7 @@ class caching_allocator {
   }
   void empty_cache() {
     std::lock_guard lock(mu_);
-    for (auto& [size, p] : free_) std::free(p);
+    for (auto& [size, p] : free_) raw_free_(p);
     free_.clear();
     stats_.cached = 0;
   }
@@ -76,14 +87,18 @@ class caching_allocator {
   }
 
  private:
-  static std::size_t round_up(std::size_t bytes) {
-    const std::size_t b = bytes == 0 ? storage_alignment : bytes;
-    return (b + storage_alignment - 1) / storage_alignment * storage_alignment;
+  std::size_t round_up(std::size_t bytes) const {
+    const std::size_t b = bytes == 0 ? granularity_ : bytes;
+    return (b + granularity_ - 1) / granularity_ * granularity_;
   }
   void note_use(std::size_t size) {
     stats_.in_use += size;
     if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
   }
+  std::string name_;
+  std::size_t granularity_;
+  raw_alloc_fn raw_alloc_;
+  raw_free_fn raw_free_;
   mutable std::mutex mu_;
   std::multimap<std::size_t, void*> free_;
   allocator_stats stats_;
