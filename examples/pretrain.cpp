@@ -3,12 +3,11 @@
 //   pretrain --dataset cifar10 --data DIR --epochs 500            the paper's recipe (defaults = METHOD.md §6)
 //   pretrain --config out/config.json                             replays a resolved configuration
 //   pretrain --resume out/checkpoint-e0013.safetensors            continues a run bit for bit
-// Writes into --out: config.json, metrics.csv, metrics.jsonl, checkpoint-eNNNN.safetensors (the last --keep).
-#include <sslgate/data/augment.hpp>
-#include <sslgate/data/dataset.hpp>
+// Writes into --out: config.json, metrics.csv, metrics.jsonl, checkpoint-eNNNN.safetensors (the last --keep), eval.json,
+// and knn.csv with --knn-every. tools/plot turns them into PNG curves.
+#include "common.hpp"
+
 #include <sslgate/data/loader.hpp>
-#include <sslgate/eval/features.hpp>
-#include <sslgate/eval/knn.hpp>
 #include <sslgate/losses/barlow_twins.hpp>
 #include <sslgate/losses/simclr.hpp>
 #include <sslgate/losses/simsiam.hpp>
@@ -29,99 +28,9 @@
 #include <variant>
 
 using namespace sslgate;
-using json = nlohmann::json;
+using namespace sslgate::examples;
 
 namespace {
-
-struct config {
-  std::string dataset = "cifar10", data = "../shared/data/cifar-10-batches-bin", out = "out";
-  int depth = 18;
-  double width = 1.0;
-  int proj_dim = 2048;
-  std::string method = "vicreg", mode = "dual";
-  double td = 0.5, lambda = 5, gamma = 1, alpha = 0.02, tau = 2.0 / 3.0;
-  int epochs = 500, batch = 256, warmup = 10;
-  double lr = 0.3, weight_decay = 1e-4;  // lr 0.3 per 256 images = 0.6 at the paper's global batch 512
-  int threads = 2, workers = 2;
-  std::uint64_t seed = 5;
-  std::int64_t max_steps = 0;   // > 0 stops each run after that many steps in total (smoke runs)
-  int log_every = 20, keep = 2;
-  bool skip_nonfinite = false;
-  bool evaluate = true;
-  std::int64_t eval_train_limit = 0;  // > 0: at most this many training images in the kNN bank
-};
-
-void to_json(json& j, const config& c) {
-  j = json{{"dataset", c.dataset}, {"data", c.data}, {"out", c.out}, {"depth", c.depth}, {"width", c.width}, {"proj_dim", c.proj_dim},
-           {"method", c.method}, {"mode", c.mode}, {"td", c.td}, {"lambda", c.lambda}, {"gamma", c.gamma}, {"alpha", c.alpha}, {"tau", c.tau},
-           {"epochs", c.epochs}, {"batch", c.batch}, {"warmup", c.warmup}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
-           {"threads", c.threads}, {"workers", c.workers}, {"seed", c.seed}, {"max_steps", c.max_steps}, {"log_every", c.log_every},
-           {"keep", c.keep}, {"skip_nonfinite", c.skip_nonfinite}, {"evaluate", c.evaluate}, {"eval_train_limit", c.eval_train_limit}};
-}
-void from_json(const json& j, config& c) {
-  const config d;
-  c.dataset = j.value("dataset", d.dataset), c.data = j.value("data", d.data), c.out = j.value("out", d.out);
-  c.depth = j.value("depth", d.depth), c.width = j.value("width", d.width), c.proj_dim = j.value("proj_dim", d.proj_dim);
-  c.method = j.value("method", d.method), c.mode = j.value("mode", d.mode), c.td = j.value("td", d.td);
-  c.lambda = j.value("lambda", d.lambda), c.gamma = j.value("gamma", d.gamma), c.alpha = j.value("alpha", d.alpha), c.tau = j.value("tau", d.tau);
-  c.epochs = j.value("epochs", d.epochs), c.batch = j.value("batch", d.batch), c.warmup = j.value("warmup", d.warmup);
-  c.lr = j.value("lr", d.lr), c.weight_decay = j.value("weight_decay", d.weight_decay), c.threads = j.value("threads", d.threads);
-  c.workers = j.value("workers", d.workers), c.seed = j.value("seed", d.seed), c.max_steps = j.value("max_steps", d.max_steps);
-  c.log_every = j.value("log_every", d.log_every), c.keep = j.value("keep", d.keep), c.skip_nonfinite = j.value("skip_nonfinite", d.skip_nonfinite);
-  c.evaluate = j.value("evaluate", d.evaluate), c.eval_train_limit = j.value("eval_train_limit", d.eval_train_limit);
-}
-
-// Train and test splits of a data set, as images of one size with 3 channels.
-struct splits {
-  std::shared_ptr<data::image_array> train, test;
-  data::two_view_recipe recipe;
-  data::view_recipe eval;
-};
-
-// Fashion-MNIST: 28x28 grey, padded to 32x32 and repeated over 3 channels so the CIFAR recipe applies.
-std::shared_ptr<data::image_array> as_rgb32(const data::image_array& g) {
-  auto out = std::make_shared<data::image_array>();
-  out->count = g.count, out->h = out->w = 32, out->c = 3, out->labels = g.labels, out->num_classes = g.num_classes;
-  out->pixels.assign(static_cast<std::size_t>(g.count) * 32 * 32 * 3, 0);
-  for (std::int64_t i = 0; i < g.count; ++i)
-    for (int y = 0; y < 28; ++y)
-      for (int x = 0; x < 28; ++x)
-        for (int c = 0; c < 3; ++c)
-          out->pixels[static_cast<std::size_t>(((i * 32 + y + 2) * 32 + x + 2) * 3 + c)] = g.pixels[static_cast<std::size_t>((i * 28 + y) * 28 + x)];
-  return out;
-}
-
-splits load_splits(const config& c) {
-  namespace fs = std::filesystem;
-  const fs::path dir = c.data;
-  splits s;
-  if (c.dataset == "cifar10") {
-    std::vector<fs::path> train;
-    for (int i = 1; i <= 5; ++i)
-      if (fs::exists(dir / fmt::format("data_batch_{}.bin", i))) train.push_back(dir / fmt::format("data_batch_{}.bin", i));
-    SSLGATE_CHECK(!train.empty(), io_error, "pretrain", "no data_batch_*.bin in {}", dir.string());
-    s.train = std::make_shared<data::image_array>(data::read_cifar10(train));
-    s.test = std::make_shared<data::image_array>(data::read_cifar10(dir / "test_batch.bin"));
-  } else if (c.dataset == "cifar100") {
-    s.train = std::make_shared<data::image_array>(data::read_cifar100(dir / "train.bin"));
-    s.test = std::make_shared<data::image_array>(data::read_cifar100(dir / "test.bin"));
-  } else if (c.dataset == "stl10") {
-    s.train = std::make_shared<data::image_array>(data::read_stl10(dir / "train_X.bin", dir / "train_y.bin"));
-    s.test = std::make_shared<data::image_array>(data::read_stl10(dir / "test_X.bin", dir / "test_y.bin"));
-  } else if (c.dataset == "fashion-mnist") {
-    s.train = as_rgb32(data::read_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz"));
-    s.test = as_rgb32(data::read_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz"));
-    const std::array<float, 3> mean{0.2860f, 0.2860f, 0.2860f}, sd{0.3530f, 0.3530f, 0.3530f};
-    s.recipe = {data::presets::ssl_view(32, mean, sd, 0), data::presets::ssl_view(32, mean, sd, 0)};
-    s.eval = data::presets::eval(32, 0, mean, sd);
-    return s;
-  } else {
-    fail<value_error>("pretrain", "unknown --dataset '{}' (cifar10, cifar100, stl10, fashion-mnist)", c.dataset);
-  }
-  s.recipe = data::presets::by_name(c.dataset);
-  s.eval = data::presets::eval_by_name(c.dataset);
-  return s;
-}
 
 using any_loss = std::variant<losses::vicreg, losses::barlow_twins, losses::simclr, losses::simsiam>;
 any_loss make_loss(const std::string& method) {
@@ -141,10 +50,7 @@ train::objective_mode make_mode(const std::string& mode) {
 // Everything a checkpoint holds: parameters, buffers, and one momentum buffer per parameter ("optim.<group>.<i>.momentum").
 // A parameter that has not stepped yet is saved with a zero buffer: momentum * 0 + g = g, as on a first step.
 std::vector<named_tensor<float>> state_of(ssl_network<float>& net, const optim::lars<float>& opt) {
-  tensor_visitor<float> v;
-  net.visit(v, "");
-  std::vector<named_tensor<float>> all = v.params;
-  all.insert(all.end(), v.buffers.begin(), v.buffers.end());
+  std::vector<named_tensor<float>> all = model_state(net);
   for (std::size_t gi = 0; gi < opt.groups().size(); ++gi)
     for (std::size_t i = 0; i < opt.groups()[gi].params.size(); ++i) {
       const tensor<float>& buf = opt.momentum_buffer(gi, i);
@@ -223,7 +129,13 @@ int main(int argc, char** argv) {
   app.add_option("--keep", c.keep, "Checkpoints kept")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--skip-nonfinite", c.skip_nonfinite, "Skip a step whose loss or gradients are not finite instead of stopping");
   app.add_option("--evaluate", c.evaluate, "kNN evaluation of both paths at the end")->capture_default_str();
+  app.add_option("--train-limit", c.train_limit, "Train on the first this many training images only (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-train-limit", c.eval_train_limit, "At most this many training images in the kNN bank (0: all)")->capture_default_str();
+  app.add_option("--knn-every", c.knn_every, "kNN of both paths every this many epochs, into knn.csv (0: only at the end)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--resume", resume, "Checkpoint to continue from");
   try {
     app.parse(argc, argv);
@@ -257,9 +169,7 @@ int main(int argc, char** argv) {
     const auto mode = make_mode(c.mode);
     const any_loss loss = make_loss(c.method);
     rng init(c.seed);
-    ssl_network<float> net({{c.depth, c.dataset == "stl10" ? stem_kind::imagenet : stem_kind::cifar, c.width}, c.proj_dim, c.proj_dim,
-                            c.method == "simsiam" ? std::max(c.proj_dim / 4, 1) : 0},
-                           init);
+    ssl_network<float> net = make_network(c, init);
     optim::lars<float> opt(optim::split_groups(net.non_gate_parameters(), net.gate_parameters()), {.lr = c.lr, .weight_decay = c.weight_decay});
     data::two_view_loader loader(data.train, data.recipe, {.batch_size = c.batch, .workers = c.workers, .seed = c.seed});
     const std::int64_t steps_per_epoch = loader.batches_per_epoch();
@@ -361,38 +271,26 @@ int main(int argc, char** argv) {
       auto state = state_of(net, opt);
       train::save_checkpoint(train::checkpoint_path(c.out, epoch), {state, meta});
       train::prune_checkpoints(c.out, static_cast<std::size_t>(c.keep));
+      if (c.knn_every > 0 && (epoch + 1) % c.knn_every == 0) {
+        const json r = evaluate_paths(net, data, {.train_limit = c.eval_train_limit, .probe_epochs = 0, .workers = c.workers});
+        const bool fresh = !fs::exists(fs::path(c.out) / "knn.csv");
+        std::ofstream knn(fs::path(c.out) / "knn.csv", std::ios::app);
+        if (fresh) knn << "epoch,dense_knn20,gated_knn20,dense_knn1,gated_knn1,gated_flops_reduction\n";
+        knn << fmt::format("{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f}\n", epoch + 1, r["dense"]["knn20_cosine"].get<double>(),
+                           r["gated"]["knn20_cosine"].get<double>(), r["dense"]["knn1_euclidean"].get<double>(),
+                           r["gated"]["knn1_euclidean"].get<double>(), r["gated"]["flops_reduction"].get<double>());
+        fmt::print("epoch {}: kNN k=20 dense {:.2f}%, gated {:.2f}% (FLOPs reduction {:.1f}%)\n", epoch + 1,
+                   100 * r["dense"]["knn20_cosine"].get<double>(), 100 * r["gated"]["knn20_cosine"].get<double>(),
+                   100 * r["gated"]["flops_reduction"].get<double>());
+      }
     }
     const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     fmt::print("training: {:.1f} s\n", train_secs);
 
     if (c.evaluate) {
-      std::shared_ptr<data::image_array> bank = data.train;
-      if (c.eval_train_limit > 0 && c.eval_train_limit < bank->size()) {
-        auto sub = std::make_shared<data::image_array>(*bank);
-        const std::int64_t per = static_cast<std::int64_t>(sub->h) * sub->w * sub->c;
-        sub->count = c.eval_train_limit;
-        sub->pixels.resize(static_cast<std::size_t>(sub->count * per));
-        sub->labels.resize(static_cast<std::size_t>(sub->count));
-        bank = sub;
-      }
-      const int classes = std::max(data.train->num_classes, 10);
-      json result = json::object();
-      for (path route : {path::dense, path::gated}) {
-        const auto tr = eval::extract_features(net.backbone, bank, data.eval, route, 256, c.workers);
-        const auto te = eval::extract_features(net.backbone, data.test, data.eval, route, 256, c.workers);
-        const double k1 = eval::knn_accuracy(tr.features, tr.labels, te.features, te.labels, 1, eval::knn_metric::euclidean, classes);
-        const double k20 = eval::knn_accuracy(tr.features, tr.labels, te.features, te.labels, 20, eval::knn_metric::cosine, classes);
-        const std::string name = route == path::dense ? "dense" : "gated";
-        result[name] = {{"knn1_euclidean", k1}, {"knn20_cosine", k20}, {"flops_reduction", 1 - te.density}, {"layer_density", te.layer_density}};
-      }
+      const json result = evaluate_paths(net, data, {.train_limit = c.eval_train_limit, .probe_epochs = 0, .workers = c.workers});
       std::ofstream(fs::path(c.out) / "eval.json") << result.dump(2) << '\n';
-      const auto& d = result["dense"];
-      const auto& g = result["gated"];
-      fmt::print("\n| data set | t_d | dense kNN k=1 | dense kNN k=20 | gated kNN k=1 | gated kNN k=20 | gated FLOPs R. |\n");
-      fmt::print("|---|---|---|---|---|---|---|\n");
-      fmt::print("| {} | {:.0f}% | {:.2f}% | {:.2f}% | {:.2f}% | {:.2f}% | {:.2f}% |\n", c.dataset, 100 * c.td, 100 * d["knn1_euclidean"].get<double>(),
-                 100 * d["knn20_cosine"].get<double>(), 100 * g["knn1_euclidean"].get<double>(), 100 * g["knn20_cosine"].get<double>(),
-                 100 * g["flops_reduction"].get<double>());
+      print_table_row(c.dataset, c.td, result);
     }
   } catch (const sslgate::error& e) {
     fmt::print(stderr, "pretrain: {}\n", e.what());

@@ -42,6 +42,7 @@ block_run run_block(int c_in, int c_out, int stride, const tensor<double>& x0, c
   st.training = training;
   st.route = path::gated;
   st.fused = fused;
+  st.skip_always = true;  // the skipping kernels even on shapes where the block would pick the dense one
   tensor<double> x = x0.clone();
   x.set_requires_grad();
   if (training) {

@@ -323,12 +323,20 @@ TEST_CASE("resnet_flops: exact MAC constants (METHOD.md §3)", "[losses][flops]"
   CHECK(rect.out_w[0] == 50);
   CHECK(rect.out_h[0] == 34);
   CHECK_THROWS_AS(resnet_flops::make(0.0, 32, 32, stem_kind::cifar), value_error);
+  CHECK_THROWS_AS(resnet_flops::make(1.0, 32, 32, stem_kind::cifar, 50), value_error);
+  // ResNet-34: 3, 4, 6, 3 blocks; the same stem, and per-block formulas, so its total is the 18's plus the extra blocks.
+  const auto r34 = resnet_flops::make(1.0, 32, 32, stem_kind::cifar, 34);
+  CHECK(r34.num_blocks() == 16);
+  std::int64_t extra = 0;
+  for (const int l : {2, 5, 6, 9, 10, 11, 12, 15}) extra += r34.f_full[static_cast<std::size_t>(l)];
+  CHECK(r34.dense_macs == 703'560'448 + extra);
+  CHECK(r34.f_full[2] == 2 * 9 * 34 * 34 * 64 * 64);  // layer1.2: two 3x3 convs, 64 -> 64 on 34x34
 }
 
 namespace {
 std::vector<tensor<double>> random_masks(const gating::resnet_flops& f, std::int64_t n, std::uint64_t seed, double p_open = 0.5) {
   std::vector<tensor<double>> m;
-  for (int l = 0; l < gating::resnet_flops::num_blocks; ++l) {
+  for (int l = 0; l < f.num_blocks(); ++l) {
     auto u = random({n, f.c_out[l]}, seed + l, 0, 1);
     for (auto& v : u.values()) v = v < p_open ? 1.0 : 0.0;
     m.push_back(u);

@@ -188,6 +188,73 @@ TEST_CASE("batchnorm backward adds into existing gradients", "[nn][grad]") {
   }
 }
 
+namespace {
+// relu(bn(x) [+ r]) fused and composed, on inputs {x, w, b[, r]}; running statistics fresh per call.
+auto bn_relu_fn(bool training, bool fused) {
+  return [=](auto& tp, auto in) {
+    using T = value_of<decltype(in)>;
+    const std::int64_t c = in[0].dim(1);
+    tensor<T> rm = tensor<T>::full({c}, T(0.1)), rv = tensor<T>::full({c}, T(0.7));
+    const tensor<T> r = in.size() > 3 ? in[3] : tensor<T>{};
+    if (fused) return ops::batchnorm_relu(tp, in[0], in[1], in[2], rm, rv, training, r);
+    tensor<T> z = ops::batchnorm(tp, in[0], in[1], in[2], rm, rv, training);
+    return ops::relu(tp, r.empty() ? z : ops::add(tp, z, r));
+  };
+}
+// A residual that puts bn(x) + r at +-[0.1, 1], away from relu's kink (finite differences stay on one side).
+tensor<double> residual_off_kink(const tensor<double>& x, const tensor<double>& w, const tensor<double>& b, bool training, std::uint64_t seed) {
+  tape<double> none(grad_mode::off);
+  tensor<double> rm = tensor<double>::full({x.dim(1)}, 0.1), rv = tensor<double>::full({x.dim(1)}, 0.7);
+  const tensor<double> z = ops::batchnorm(none, x, w, b, rm, rv, training);
+  tensor<double> r = random(x.dims(), seed, 0.1, 1);
+  for (std::int64_t i = 0; i < r.numel(); ++i) r[i] = (i % 3 == 0 ? -r[i] : r[i]) - z[i];
+  return r;
+}
+}  // namespace
+
+TEST_CASE("batchnorm_relu: gradcheck, float vs double, and equal to relu(bn(x) + r)", "[nn][grad]") {
+  for (const bool training : {true, false})
+    for (const auto& s : std::vector<shape>{{5, 17}, {2, 3, 5, 7}, {2, 17, 2, 3}}) {
+      INFO("x " << s.str() << (training ? " training" : " eval"));
+      const std::int64_t c = s[1], m = s.numel() / c;
+      auto x = random(s, 21, -1, 2), w = random({c}, 22, 0.5, 1.5), b = random({c}, 23);
+      const auto r = residual_off_kink(x, w, b, training, 24);
+      check_op(bn_relu_fn(training, true), {x, w, b, r}, static_cast<double>(m), {0, 1, 2, 3});
+      check_op(bn_relu_fn(training, true), {x, w, b}, static_cast<double>(m), {0, 1, 2});
+      // The fused op and the composition: same values and gradients (double, so only rounding differs).
+      for (const bool with_r : {true, false}) {
+        std::vector<tensor<double>> in{x, w, b};
+        if (with_r) in.push_back(r);
+        tape<double> none(grad_mode::off);
+        const std::span<const tensor<double>> sp(in);
+        const auto fused = bn_relu_fn(training, true)(none, sp), composed = bn_relu_fn(training, false)(none, sp);
+        for (std::int64_t i = 0; i < fused.numel(); ++i) REQUIRE(fused[i] == Approx(composed[i]).margin(1e-12));
+        for (int k = 0; k < static_cast<int>(in.size()); ++k) {
+          const auto gf = grad_of(bn_relu_fn(training, true), k)(none, sp), gc = grad_of(bn_relu_fn(training, false), k)(none, sp);
+          for (std::int64_t i = 0; i < gf.numel(); ++i) REQUIRE(gf[i] == Approx(gc[i]).margin(1e-12));
+        }
+      }
+    }
+}
+
+TEST_CASE("batchnorm_relu with the input as its own residual", "[nn][grad]") {
+  // relu(bn(x) + x): both uses of x add into one gradient slot.
+  auto x = random({3, 4, 2, 2}, 31, -1, 2), w = random({4}, 32, 0.5, 1.5), b = random({4}, 33);
+  const auto run = [&](bool fused) {
+    std::vector<tensor<double>> in{x.clone(), w.clone(), b.clone()};
+    for (auto& t : in) t.set_requires_grad();
+    tape<double> tp;
+    tensor<double> rm = tensor<double>::zeros({4}), rv = tensor<double>::full({4}, 1.0);
+    tensor<double> y = fused ? ops::batchnorm_relu(tp, in[0], in[1], in[2], rm, rv, true, in[0])
+                             : ops::relu(tp, ops::add(tp, ops::batchnorm(tp, in[0], in[1], in[2], rm, rv, true), in[0]));
+    tp.backward(y, random(y.dims(), 34));
+    return std::vector<tensor<double>>{y, in[0].grad(), in[1].grad(), in[2].grad()};
+  };
+  const auto f = run(true), c = run(false);
+  for (std::size_t k = 0; k < f.size(); ++k)
+    for (std::int64_t i = 0; i < f[k].numel(); ++i) REQUIRE(f[k][i] == Approx(c[k][i]).margin(1e-12));
+}
+
 TEST_CASE("batchnorm errors name the op and the shapes", "[nn]") {
   tape<float> tp;
   tensor<float> rm, rv, none;

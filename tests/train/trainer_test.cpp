@@ -31,15 +31,20 @@ fs::path toy_cifar(const std::string& name) {
   return dir;
 }
 
-// Runs pretrain; its output goes to the test log when it fails.
-int run(const std::string& args) {
+// Runs a program (pretrain by default); its output goes to the test log when it fails.
+int run(const std::string& args, const std::string& program = SSLGATE_PRETRAIN) {
   const fs::path log = fs::temp_directory_path() / fmt::format("sslgate_pretrain_{}.log", ::getpid());
-  const int status = std::system((std::string(SSLGATE_PRETRAIN) + " " + args + " > " + log.string() + " 2>&1").c_str());
+  const int status = std::system((program + " " + args + " > " + log.string() + " 2>&1").c_str());
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream in(log);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  UNSCOPED_INFO("pretrain " << args << " -> " << code << "\n" << text.substr(text.size() > 2000 ? text.size() - 2000 : 0));
+  UNSCOPED_INFO(program << " " << args << " -> " << code << "\n" << text.substr(text.size() > 2000 ? text.size() - 2000 : 0));
   return code;
+}
+
+nlohmann::json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  return nlohmann::json::parse(in);
 }
 
 std::string toy_flags(const fs::path& data, const fs::path& out, const std::string& lr = "0.02") {
@@ -143,5 +148,56 @@ TEST_CASE("pretrain: bad flags exit with status 2, --help lists the flags", "[tr
   CHECK(run("--help") == 0);
   const fs::path data = toy_cifar("flags");
   CHECK(run(toy_flags(data, data / "o") + " --method nonsense --epochs 1") == 1);  // a clear error, not a crash
+  fs::remove_all(data);
+}
+
+TEST_CASE("evaluate reproduces the run's own kNN; --knn-every and tools/plot", "[train]") {
+  const fs::path data = toy_cifar("evaluate");
+  const fs::path out = data / "run";
+  std::string flags = toy_flags(data, out);
+  flags.replace(flags.find("--evaluate false"), 16, "--evaluate true");
+  REQUIRE(run(flags + " --epochs 2 --knn-every 1") == 0);
+  const auto own = read_json(out / "eval.json");
+  REQUIRE(run((out / "checkpoint-e0001.safetensors").string() + " --threads 1 --workers 1 --probe-epochs 3 --json " +
+                  (out / "again.json").string(),
+              SSLGATE_EVALUATE) == 0);
+  const auto again = read_json(out / "again.json");
+  for (const char* p : {"dense", "gated"}) {
+    INFO(p);
+    // Same weights, data and protocol: the same accuracies and densities.
+    CHECK(again[p]["knn1_euclidean"] == own[p]["knn1_euclidean"]);
+    CHECK(again[p]["knn20_cosine"] == own[p]["knn20_cosine"]);
+    CHECK(again[p]["flops_density"] == own[p]["flops_density"]);
+    const double probe = again[p]["linear_probe"];
+    CHECK((probe >= 0 && probe <= 1));
+  }
+  CHECK(again["dense"]["flops_density"] == 1.0);
+  const double rho = again["gated"]["flops_density"];
+  CHECK((rho > 0 && rho <= 1));
+  CHECK(again["gated"]["layer_density"].size() == 8);
+  // knn.csv: a header and one row per epoch, the last equal to eval.json's.
+  std::ifstream knn(out / "knn.csv");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(knn, l);) lines.push_back(l);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0] == "epoch,dense_knn20,gated_knn20,dense_knn1,gated_knn1,gated_flops_reduction");
+  CHECK(lines[2].starts_with(fmt::format("2,{:.4f},{:.4f},", own["dense"]["knn20_cosine"].get<double>(), own["gated"]["knn20_cosine"].get<double>())));
+  // Errors: a missing checkpoint is a flag error (2), a file that is not a checkpoint a clear error (1).
+  CHECK(run("/nonexistent.safetensors", SSLGATE_EVALUATE) == 2);
+  CHECK(run((out / "config.json").string(), SSLGATE_EVALUATE) == 1);
+
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    WARN("gnuplot not installed: tools/plot not exercised");
+  } else {
+    REQUIRE(run(out.string(), SSLGATE_PLOT) == 0);
+    for (const char* png : {"loss.png", "density.png", "lr.png", "speed.png", "knn.png"}) {
+      INFO(png);
+      std::ifstream f(out / "plots" / png, std::ios::binary);
+      char magic[8] = {};
+      f.read(magic, 8);
+      CHECK(std::string(magic + 1, 3) == "PNG");
+    }
+    CHECK(run((data / "no-such-run").string(), SSLGATE_PLOT) == 2);
+  }
   fs::remove_all(data);
 }

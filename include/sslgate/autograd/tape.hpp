@@ -31,6 +31,18 @@ class grad_slots {
     if (fresh) it->second = tensor<T>::zeros_like(inputs_[i]);
     return it->second;
   }
+  // The accumulator of input i for a closure that can assign as well as add: when fresh, nothing has been
+  // written yet and the contents are undefined, so the closure must assign every element (saves a zero
+  // fill and a read of it on the large activation gradients).
+  struct target {
+    tensor<T>& grad;
+    bool fresh;
+  };
+  target slot(int i) {
+    auto [it, fresh] = grads_.try_emplace(inputs_[i].id());
+    if (fresh) it->second = tensor<T>::empty_like(inputs_[i]);
+    return {it->second, fresh};
+  }
 
  private:
   friend class tape<T>;

@@ -4,6 +4,7 @@
 // T is float (training, inference) or double (gradient checks, references).
 #include <sslgate/core/device.hpp>
 #include <sslgate/core/error.hpp>
+#include <sslgate/core/parallel.hpp>
 #include <sslgate/core/rng.hpp>
 #include <sslgate/core/shape.hpp>
 #include <sslgate/core/storage.hpp>
@@ -103,7 +104,10 @@ class tensor {
   const T& operator[](std::int64_t i) const { return data()[i]; }
 
   void fill(T v) {
-    if (on_cpu()) std::fill_n(data(), numel(), v);
+    if (on_cpu()) {
+      T* p = data();
+      parallel_for(numel(), std::int64_t{1} << 16, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, v); });
+    }
     else backend_for("tensor::fill", dev()).fill(data(), dev(), static_cast<std::size_t>(numel()), &v, sizeof(T));
   }
   tensor clone() const {

@@ -22,9 +22,9 @@ inline feature_set extract_features(resnet<float>& net, std::shared_ptr<const da
   loader.set_epoch(0);
   feature_set out;
   out.features = tensor<float>(shape{ds->size(), net.feature_dim()});
-  const auto flops = net.config().depth == 18 ? std::optional(net.flops(recipe.size, recipe.size)) : std::nullopt;
+  const auto flops = net.flops(recipe.size, recipe.size);
   double macs = 0;
-  std::vector<double> open(8, 0.0);
+  std::vector<double> open;  // per block: summed open fraction
   data::two_view_batch b;
   std::int64_t row = 0;
   while (loader.next(b)) {
@@ -36,17 +36,18 @@ inline feature_set extract_features(resnet<float>& net, std::shared_ptr<const da
     std::copy_n(f.data(), f.numel(), out.features.data() + row * net.feature_dim());
     row += f.dim(0);
     for (int l : b.labels) out.labels.push_back(l);
-    if (route == path::gated && flops) {
+    if (route == path::gated) {
       std::vector<tensor<float>> masks;
+      open.resize(st.gates.size(), 0.0);
       for (std::size_t l = 0; l < st.gates.size(); ++l) {
         masks.push_back(st.gates[l].mask);
         for (int a : st.gates[l].active) open[l] += static_cast<double>(a) / static_cast<double>(st.gates[l].mask.dim(1));
       }
-      macs += flops->gated_macs(masks) * static_cast<double>(f.dim(0));
+      macs += flops.gated_macs(masks) * static_cast<double>(f.dim(0));
     }
   }
-  if (route == path::gated && flops) {
-    out.density = macs / static_cast<double>(row) / static_cast<double>(flops->dense_macs);
+  if (route == path::gated) {
+    out.density = macs / static_cast<double>(row) / static_cast<double>(flops.dense_macs);
     for (double& o : open) out.layer_density.push_back(o / static_cast<double>(row));
   }
   return out;

@@ -1,7 +1,8 @@
 #pragma once
-// FLOPs (multiply-accumulate) model of the gated ResNet-18, METHOD.md §3. Convolutions only: BN, ReLU,
+// FLOPs (multiply-accumulate) model of the gated ResNet-18 and -34, METHOD.md §3. Convolutions only: BN, ReLU,
 // pooling, adds, biases, the projector and the (absent) fc are not counted.
-//   resnet_flops::make(width, in_h, in_w, stem)     per-block constants for 8 BasicBlocks (layer1.0 .. layer4.1)
+//   resnet_flops::make(width, in_h, in_w, stem, depth)  per-block constants for the BasicBlocks, in order
+//                                                      (ResNet-18: 2 per stage, layer1.0 .. layer4.1; ResNet-34: 3, 4, 6, 3)
 //     widths      round(64 w * {1, 2, 4, 8})   (round half to even, as Python's round)
 //     out_h/out_w block output size: floor((d + 2 - 3) / s) + 1 with the block stride
 //     a[l]        9 H W (C_in + C_out)                 MACs per open gate channel (conv1 output + conv2 input)
@@ -28,7 +29,6 @@ namespace sslgate::gating {
 enum class stem_kind { cifar, imagenet };
 
 struct resnet_flops {
-  static constexpr int num_blocks = 8;
   std::array<std::int64_t, 4> widths{};
   std::vector<std::int64_t> c_in, c_out, out_h, out_w, a, f_ds, f_mask, f_full;
   std::int64_t stem_macs = 0, dense_macs = 0;
@@ -36,8 +36,12 @@ struct resnet_flops {
 
   static std::int64_t conv_out(std::int64_t d, std::int64_t k, std::int64_t s, std::int64_t p) { return (d + 2 * p - k) / s + 1; }
 
-  static resnet_flops make(double width, std::int64_t in_h, std::int64_t in_w, stem_kind stem) {
+  int num_blocks() const { return static_cast<int>(c_out.size()); }
+
+  static resnet_flops make(double width, std::int64_t in_h, std::int64_t in_w, stem_kind stem, int depth = 18) {
     constexpr std::string_view op = "resnet_flops";
+    SSLGATE_CHECK(depth == 18 || depth == 34, value_error, op, "depth must be 18 or 34, got {}", depth);
+    const std::array<int, 4> per_stage = depth == 18 ? std::array{2, 2, 2, 2} : std::array{3, 4, 6, 3};
     SSLGATE_CHECK(width > 0 && std::isfinite(width), value_error, op, "width multiplier must be > 0, got {}", width);
     SSLGATE_CHECK(in_h > 0 && in_w > 0, value_error, op, "input size must be positive, got {}x{}", in_h, in_w);
     resnet_flops f;
@@ -60,7 +64,7 @@ struct resnet_flops {
     f.dense_macs = f.stem_macs;
     f.fixed_macs = f.stem_macs;
     for (int stage = 0; stage < 4; ++stage)
-      for (int b = 0; b < 2; ++b) {
+      for (int b = 0; b < per_stage[static_cast<std::size_t>(stage)]; ++b) {
         const std::int64_t s = (stage > 0 && b == 0) ? 2 : 1, cout = f.widths[stage];
         h = conv_out(h, 3, s, 1), w = conv_out(w, 3, s, 1);
         SSLGATE_CHECK(h >= 1 && w >= 1, value_error, op, "input {}x{} is too small for layer{}", in_h, in_w, stage + 1);
@@ -86,7 +90,7 @@ struct resnet_flops {
   double gated_macs(const std::vector<tensor<T>>& masks) const {
     check_masks(masks);
     double macs = static_cast<double>(fixed_macs);
-    for (int l = 0; l < num_blocks; ++l) {
+    for (int l = 0; l < num_blocks(); ++l) {
       double open = 0;
       const T* b = masks[l].data();
       for (std::int64_t i = 0; i < masks[l].numel(); ++i) open += b[i];
@@ -113,9 +117,9 @@ struct resnet_flops {
 
   template <real T>
   void check_masks(const std::vector<tensor<T>>& masks) const {
-    SSLGATE_CHECK(static_cast<int>(masks.size()) == num_blocks, shape_error, "resnet_flops",
-                  "expected {} block masks (layer1.0 .. layer4.1), got {}", num_blocks, masks.size());
-    for (int l = 0; l < num_blocks; ++l) {
+    SSLGATE_CHECK(static_cast<int>(masks.size()) == num_blocks(), shape_error, "resnet_flops", "expected {} block masks, got {}", num_blocks(),
+                  masks.size());
+    for (int l = 0; l < num_blocks(); ++l) {
       SSLGATE_CHECK(masks[l].rank() == 2 && masks[l].dim(1) == c_out[l] && masks[l].dim(0) >= 1, shape_error, "resnet_flops",
                     "mask {} must be [N, {}], got {}", l, c_out[l], masks[l].dims());
       SSLGATE_CHECK(masks[l].dim(0) == masks[0].dim(0), shape_error, "resnet_flops", "mask {} has batch {} but mask 0 has {}", l,
@@ -129,8 +133,8 @@ struct resnet_flops {
   tensor<T> weighted_open(tape<T>& tp, const std::vector<tensor<T>>& masks, double k, double c0) const {
     check_masks(masks);
     double y = 0;
-    std::vector<double> coef(num_blocks);
-    for (int l = 0; l < num_blocks; ++l) {
+    std::vector<double> coef(static_cast<std::size_t>(num_blocks()));
+    for (int l = 0; l < num_blocks(); ++l) {
       coef[l] = k * static_cast<double>(a[l]) / static_cast<double>(masks[l].dim(0));
       double open = 0;
       const T* b = masks[l].data();
@@ -139,7 +143,7 @@ struct resnet_flops {
     }
     tensor<T> out = tensor<T>::full(shape{}, static_cast<T>(y + c0));
     tp.record(masks, out, [coef](grad_slots<T>& g, const tensor<T>& dy) {
-      for (int l = 0; l < num_blocks; ++l) {
+      for (int l = 0; l < static_cast<int>(coef.size()); ++l) {
         if (!g.needed(l)) continue;
         const T d = static_cast<T>(coef[l] * static_cast<double>(dy[0]));
         tensor<T>& gl = g[l];

@@ -12,6 +12,7 @@ struct forward_state {
   bool training = true;
   path route = path::dense;
   bool fused = true;                   // gated path: skip closed channels; false runs dense conv x mask (the oracle)
+  bool skip_always = false;            // fused training conv2: skip per sample even where the batched dense kernel is faster
   double tau = default_gate_tau;
   rng* noise = nullptr;                // gate noise for the gated path in training
   std::vector<tensor<T>> given_noise;  // optional per-block uniform noise u [N, C_out] (reference cases)

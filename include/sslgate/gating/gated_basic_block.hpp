@@ -3,7 +3,8 @@
 //   m   = gate(x)                                   gated path only, from the block input
 //   h   = relu(bn1_p(conv1(x))) [* m]               bn1_d / bn1_g per path
 //   out = relu(bn2_p(conv2(h)) + shortcut(x))       shortcut = x or bn(conv1x1_s(x)), shared by both paths
-// Fused gated path: in training conv2 reduces only over open channels (forward and weight gradient); conv1
+// Fused gated path: in training conv2 reduces only over open channels (forward and weight gradient) where
+// that beats the batched dense kernel on the masked input (same values: closed channels are zeros); conv1
 // stays dense for BN1's batch statistics and the gate's straight-through gradient. In eval, conv1 computes only
 // each sample's open output channels with BN1 folded and ReLU fused, and conv2 reduces only over them.
 #include <sslgate/gating/forward_state.hpp>
@@ -43,7 +44,9 @@ class gated_basic_block {
     const tensor<T> mask = ops::reshape(tp, g.mask, shape{x.dim(0), conv1.c_out(), 1, 1});
     const tensor<T> h = ops::mul(tp, relu_bn(tp, conv1_dense(tp, x, st), bn1_g, st), mask);
     if (!st.fused) return finish(tp, x, conv2_dense(tp, h, st), bn2_g, st);
-    const tensor<T> o = ops::conv2d_gated_input(tp, h, conv2.weight, ops::active_channels(g.mask), 1, 1, &st.executed_macs);
+    auto lists = ops::active_channels(g.mask);
+    if (!st.skip_always && !ops::per_sample_skip_pays(h.dim(2) * h.dim(3), lists)) return finish(tp, x, conv2_dense(tp, h, st), bn2_g, st);
+    const tensor<T> o = ops::conv2d_gated_input(tp, h, conv2.weight, std::move(lists), 1, 1, &st.executed_macs);
     return finish(tp, x, o, bn2_g, st);
   }
 
@@ -86,7 +89,7 @@ class gated_basic_block {
     return y;
   }
   static tensor<T> relu_bn(tape<T>& tp, const tensor<T>& x, layers::batchnorm<T>& bn, const forward_state<T>& st) {
-    return ops::relu(tp, bn.forward(tp, x, st.training));
+    return bn.forward_relu(tp, x, st.training);
   }
   tensor<T> shortcut(tape<T>& tp, const tensor<T>& x, forward_state<T>& st) {
     if (!downsample) return x;
@@ -95,7 +98,7 @@ class gated_basic_block {
     return downsample->second.forward(tp, s, st.training);
   }
   tensor<T> finish(tape<T>& tp, const tensor<T>& x, const tensor<T>& o, layers::batchnorm<T>& bn2, forward_state<T>& st) {
-    return ops::relu(tp, ops::add(tp, bn2.forward(tp, o, st.training), shortcut(tp, x, st)));
+    return bn2.forward_relu(tp, o, st.training, shortcut(tp, x, st));
   }
 
   // Eval, no tape: per sample, conv1 on the open output channels only (BN1 folded into the gathered

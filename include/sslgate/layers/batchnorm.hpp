@@ -22,6 +22,10 @@ class batchnorm {
   tensor<T> forward(tape<T>& tp, const tensor<T>& x, bool training) {
     return ops::batchnorm(tp, x, weight, bias, running_mean, running_var, training, momentum, eps);
   }
+  // relu(bn(x) + residual), residual optional (ops::batchnorm_relu).
+  tensor<T> forward_relu(tape<T>& tp, const tensor<T>& x, bool training, const tensor<T>& residual = {}) {
+    return ops::batchnorm_relu(tp, x, weight, bias, running_mean, running_var, training, residual, momentum, eps);
+  }
   template <class V>
   void visit(V& v, const std::string& prefix) const {
     if (!weight.empty()) {

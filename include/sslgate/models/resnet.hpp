@@ -61,7 +61,7 @@ class resnet {
                   cfg_.in_channels);
     tensor<T> h = conv1.forward(tp, x);
     st.executed_macs += h.numel() * conv1.weight.dim(1) * conv1.weight.dim(2) * conv1.weight.dim(3);
-    h = ops::relu(tp, bn1.forward(tp, h, st.training));
+    h = bn1.forward_relu(tp, h, st.training);
     if (cfg_.stem == stem_kind::imagenet) h = ops::max_pool2d(tp, h, 3, 2, 1);
     for (auto& block : blocks) h = block.forward(tp, h, st);
     return ops::global_avg_pool(tp, h);
@@ -77,8 +77,7 @@ class resnet {
   const resnet_config& config() const { return cfg_; }
   // The FLOPs model of this network for an input of h x w (METHOD.md §3).
   gating::resnet_flops flops(std::int64_t h, std::int64_t w) const {
-    SSLGATE_CHECK(cfg_.depth == 18, value_error, "resnet", "the FLOPs model covers ResNet-18, not ResNet-{}", cfg_.depth);
-    return gating::resnet_flops::make(cfg_.width, h, w, cfg_.stem);
+    return gating::resnet_flops::make(cfg_.width, h, w, cfg_.stem, cfg_.depth);
   }
   int feature_dim() const { return cfg_.widths()[3]; }
 

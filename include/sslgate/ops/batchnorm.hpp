@@ -208,7 +208,7 @@ void batchnorm_backward_sums(double* sdy, double* sdyx, const T* dy, const T* x,
 // dx += k dy + p (x - mean) + q per channel.
 template <real T>
 void batchnorm_backward_data(T* dx, const T* dy, const T* x, const double* mean, const double* k, const double* p,
-                             const double* q, cpu::bn::dims d) {
+                             const double* q, cpu::bn::dims d, bool accumulate = true) {
   std::vector<T> co(static_cast<std::size_t>(4 * d.c));
   for (std::int64_t c = 0; c < d.c; ++c) {
     co[c] = static_cast<T>(mean[c]);
@@ -216,8 +216,11 @@ void batchnorm_backward_data(T* dx, const T* dy, const T* x, const double* mean,
     co[2 * d.c + c] = static_cast<T>(p[c]);
     co[3 * d.c + c] = static_cast<T>(q[c]);
   }
-  cpu::bn::channel_apply(dx, dy, x, co.data(), d,
-                         [](auto acc, auto g, auto xv, auto m, auto kc, auto pc, auto qc) { return acc + kc * g + pc * (xv - m) + qc; });
+  if (accumulate)
+    cpu::bn::channel_apply(dx, dy, x, co.data(), d,
+                           [](auto acc, auto g, auto xv, auto m, auto kc, auto pc, auto qc) { return acc + kc * g + pc * (xv - m) + qc; });
+  else
+    cpu::bn::channel_apply(dx, dy, x, co.data(), d, [](auto, auto g, auto xv, auto m, auto kc, auto pc, auto qc) { return kc * g + pc * (xv - m) + qc; });
 }
 
 namespace detail {
@@ -227,11 +230,14 @@ std::string shape_or_empty(const tensor<T>& t) {
 }
 }  // namespace detail
 
+namespace detail {
+// y = bn(x), or with relu: y = relu(bn(x) + residual) (residual may be empty).
 template <real T>
 tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, tensor<T>& running_mean,
-                    tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
-  constexpr std::string_view op = "batchnorm";
+                    tensor<T>& running_var, bool training, double momentum, double eps, bool relu, const tensor<T>& residual) {
+  const std::string_view op = relu ? "batchnorm_relu" : "batchnorm";
   check_cpu(op, x);
+  if (!residual.empty()) check_same_shape(op, x, residual);
   SSLGATE_CHECK(x.rank() == 2 || x.rank() == 4, shape_error, op, "input must be [N, C] or [N, C, H, W], got shape {}", x.dims());
   const cpu::bn::dims d{x.dim(0), x.dim(1), x.rank() == 4 ? x.dim(2) * x.dim(3) : 1};
   auto check_vec = [&](const tensor<T>& p, std::string_view name) {
@@ -245,8 +251,8 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
   check_vec(running_mean, "running_mean");
   check_vec(running_var, "running_var");
   SSLGATE_CHECK(running_mean.empty() == running_var.empty(), value_error, op,
-                "running_mean ({}) and running_var ({}) must both be given or both be empty", detail::shape_or_empty(running_mean),
-                detail::shape_or_empty(running_var));
+                "running_mean ({}) and running_var ({}) must both be given or both be empty", shape_or_empty(running_mean),
+                shape_or_empty(running_var));
   SSLGATE_CHECK(eps >= 0 && std::isfinite(eps), value_error, op, "eps must be finite and >= 0, got {}", eps);
   SSLGATE_CHECK(training || !running_mean.empty(), value_error, op,
                 "eval mode needs running statistics, but running_mean and running_var are empty (input {})", x.dims());
@@ -287,13 +293,46 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
     if (!bias.empty()) shift[c] = bias[c];
   }
   tensor<T> y = tensor<T>::empty_like(x);
-  batchnorm_forward(y.data(), x.data(), sv->mean.data(), scale.data(), shift.data(), d);
+  if (!relu) {
+    batchnorm_forward(y.data(), x.data(), sv->mean.data(), scale.data(), shift.data(), d);
+  } else {
+    std::vector<T> co(static_cast<std::size_t>(4 * d.c), T(0));
+    for (std::int64_t c = 0; c < d.c; ++c) co[c] = static_cast<T>(sv->mean[c]), co[d.c + c] = static_cast<T>(scale[c]), co[2 * d.c + c] = static_cast<T>(shift[c]);
+    if (residual.empty())
+      cpu::bn::channel_apply(y.data(), x.data(), x.data(), co.data(), d,
+                             [](auto, auto xv, auto, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b); });
+    else
+      cpu::bn::channel_apply(y.data(), x.data(), residual.data(), co.data(), d,
+                             [](auto, auto xv, auto rv, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b + rv); });
+  }
 
-  if (!tp.tracks({&x, &weight, &bias})) return y;
+  if (!tp.tracks({&x, &weight, &bias, &residual})) return y;
   // Eval backward reads x only for dweight; training backward always needs it (through the statistics).
   const tensor<T> xs = training || weight.requires_grad() ? x : tensor<T>{};
-  tp.record({x, weight, bias}, y, [xs, sv, d, training](grad_slots<T>& g, const tensor<T>& dy) {
+  const tensor<T> ys = relu ? y : tensor<T>{};
+  std::vector<tensor<T>> inputs{x, weight, bias};
+  if (!residual.empty()) inputs.push_back(residual);
+  // The residual's gradient slot can double as dz unless it is also x's (bn(x) + x).
+  const bool has_residual = !residual.empty(), residual_slot = has_residual && residual.id() != x.id();
+  tp.record(std::move(inputs), y, [xs, ys, sv, d, training, has_residual, residual_slot](grad_slots<T>& g, const tensor<T>& dy_out) {
     const std::size_t nc = static_cast<std::size_t>(d.c);
+    // With relu, dz = dy (y > 0) is the gradient of bn(x) + residual: the residual's, and BN's incoming one.
+    tensor<T> dy = dy_out;
+    if (!ys.empty()) {
+      const auto relu_grad = [](auto gv, auto yv) { return kernels::relu_fn{}.grad(yv, yv, gv); };
+      const auto dz_into = [&](tensor<T>& t) { cpu::map<T>(relu_grad, t.data(), t.dims(), arg(dy_out), arg(ys)); };
+      if (residual_slot && g.needed(3) && g.slot(3).fresh) {
+        dy = g[3];  // the fresh slot, assigned here
+        dz_into(dy);
+      } else {
+        dy = tensor<T>::empty_like(dy_out);
+        dz_into(dy);
+        if (has_residual && g.needed(3)) {
+          tensor<T>& dr = g[3];
+          cpu::map<T>([](auto a, auto b) { return a + b; }, dr.data(), dr.dims(), arg(dr), arg(dy));
+        }
+      }
+    }
     std::vector<double> sdy(nc), sdyx(nc, 0.0);
     if (xs.empty()) {
       std::vector<T> zero(nc, T(0));
@@ -323,11 +362,27 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
         q[c] = -k[c] * sdy[c] * inv_m;
       }
     }
-    tensor<T>& dx = g[0];
+    auto [dx, fresh] = g.slot(0);
     // Eval without a saved x: p = 0, so x is never read; pass dy in its place.
-    batchnorm_backward_data(dx.data(), dy.data(), xs.empty() ? dy.data() : xs.data(), sv->mean.data(), k.data(), p.data(), q.data(), d);
+    batchnorm_backward_data(dx.data(), dy.data(), xs.empty() ? dy.data() : xs.data(), sv->mean.data(), k.data(), p.data(), q.data(), d, !fresh);
   });
   return y;
+}
+}  // namespace detail
+
+template <real T>
+tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, tensor<T>& running_mean,
+                    tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
+  return detail::batchnorm(tp, x, weight, bias, running_mean, running_var, training, momentum, eps, false, tensor<T>{});
+}
+
+// relu(batchnorm(x) + residual) (residual optional: empty), the BasicBlock's epilogues, in fewer passes over
+// memory than the three ops: forward writes y once; backward forms dz = dy (y > 0) once, which is assigned as
+// the residual's gradient and fed to batchnorm's backward. Same values as the composition.
+template <real T>
+tensor<T> batchnorm_relu(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, tensor<T>& running_mean,
+                         tensor<T>& running_var, bool training, const tensor<T>& residual = {}, double momentum = 0.1, double eps = 1e-5) {
+  return detail::batchnorm(tp, x, weight, bias, running_mean, running_var, training, momentum, eps, true, residual);
 }
 
 }  // namespace sslgate::ops

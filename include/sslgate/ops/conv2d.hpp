@@ -29,7 +29,10 @@ tensor<T> conv2d(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, int stride
   tensor<T> y(shape{p.n, p.c_out, p.out_h(), p.out_w()});
   cpu::conv2d_forward(y.data(), x.data(), w.data(), p);
   tp.record({x, w}, y, [x, w, p](grad_slots<T>& g, const tensor<T>& dy) {
-    if (g.needed(0)) cpu::conv2d_backward_data(g[0].data(), dy.data(), w.data(), p);
+    if (g.needed(0)) {
+      auto [dx, fresh] = g.slot(0);
+      cpu::conv2d_backward_data(dx.data(), dy.data(), w.data(), p, !fresh);
+    }
     if (g.needed(1)) cpu::conv2d_backward_weight(g[1].data(), dy.data(), x.data(), p);
   });
   return y;

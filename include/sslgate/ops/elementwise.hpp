@@ -39,23 +39,25 @@ tensor<T> unary(tape<T>& tp, const tensor<T>& x, F f, std::string_view op) {
   tensor<T> y = tensor<T>::empty_like(x);
   cpu::map<T>([f](auto v) { return f(v); }, y.data(), y.dims(), arg(x));
   tp.record({x}, y, [x, y, f](grad_slots<T>& g, const tensor<T>& dy) {
-    tensor<T>& dx = g[0];
-    cpu::map<T>([f](auto d, auto xv, auto yv, auto dyv) { return d + f.grad(xv, yv, dyv); }, dx.data(), dx.dims(),
-                arg(dx), arg(x), arg(y),
-                arg(dy));
+    auto [dx, fresh] = g.slot(0);
+    if (fresh) cpu::map<T>([f](auto xv, auto yv, auto dyv) { return f.grad(xv, yv, dyv); }, dx.data(), dx.dims(), arg(x), arg(y), arg(dy));
+    else cpu::map<T>([f](auto d, auto xv, auto yv, auto dyv) { return d + f.grad(xv, yv, dyv); }, dx.data(), dx.dims(), arg(dx), arg(x), arg(y), arg(dy));
   });
   return y;
 }
 
 namespace detail {
-// d += sum-to-shape(h(a, b, dy)) for one operand of a broadcast binary op.
+// slot i += sum-to-shape(h(a, b, dy)) for operand i of a broadcast binary op.
 template <real T, class H>
-void binary_grad(tensor<T>& d, const tensor<T>& a, const tensor<T>& b, const tensor<T>& dy, H h) {
+void binary_grad(grad_slots<T>& slots, int i, const tensor<T>& a, const tensor<T>& b, const tensor<T>& dy, H h) {
   const auto pa = arg(a), pb = arg(b), pdy = arg(dy);
-  if (d.dims() == dy.dims()) {
-    cpu::map<T>([h](auto dv, auto av, auto bv, auto g) { return dv + h(av, bv, g); }, d.data(), d.dims(), arg(d), pa, pb, pdy);
+  if ((i == 0 ? a : b).dims() == dy.dims()) {
+    auto [d, fresh] = slots.slot(i);
+    if (fresh) cpu::map<T>(h, d.data(), d.dims(), pa, pb, pdy);
+    else cpu::map<T>([h](auto dv, auto av, auto bv, auto g) { return dv + h(av, bv, g); }, d.data(), d.dims(), arg(d), pa, pb, pdy);
     return;
   }
+  tensor<T>& d = slots[i];
   tensor<T> full(dy.dims());
   cpu::map<T>(h, full.data(), full.dims(), pa, pb, pdy);
   cpu::sum_to_add(d.data(), d.dims(), full.data(), full.dims());
@@ -69,8 +71,8 @@ tensor<T> binary(tape<T>& tp, const tensor<T>& a, const tensor<T>& b, F f, std::
   tensor<T> y(broadcast_shape(op, a.dims(), b.dims()));
   cpu::map<T>([f](auto av, auto bv) { return f(av, bv); }, y.data(), y.dims(), arg(a), arg(b));
   tp.record({a, b}, y, [a, b, f](grad_slots<T>& g, const tensor<T>& dy) {
-    if (g.needed(0)) detail::binary_grad(g[0], a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_a(av, bv, d); });
-    if (g.needed(1)) detail::binary_grad(g[1], a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_b(av, bv, d); });
+    if (g.needed(0)) detail::binary_grad(g, 0, a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_a(av, bv, d); });
+    if (g.needed(1)) detail::binary_grad(g, 1, a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_b(av, bv, d); });
   });
   return y;
 }

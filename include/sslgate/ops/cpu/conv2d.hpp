@@ -6,7 +6,7 @@
 //   conv2d_backward_weight  dw += corr(dy, x)        (adds)
 //
 // Algorithm selection (float; double always takes the im2col + Eigen path, it is for gradient checks):
-//   * 3x3, stride 1, >= 32 channels in and out (use_winograd)
+//   * 3x3, stride 1, >= 16 channels in and out (use_winograd)
 //                        -> Winograd F(4,3) (points 0, +-1, +-2, inf) for forward, backward-data
 //                           (a 3x3 stride-1 conv of dy with the flipped, transposed weights, padding 2-p)
 //                           and backward-weight (transform-domain outer products, inverse-transformed).
@@ -1114,7 +1114,7 @@ inline void direct_forward(float* y, const float* x, const float* w, const direc
 // Backward data. Naive loop: see conv2d_backward_data_reference; here per group of images
 // col[pos][t][ci] = sum_co dy[pos][co] w[co][ci][t] (one GEMM over the group's stacked positions), then
 // col2im adds each tap's contribution into a padded channels-last dx image, added transposed into dx.
-inline void direct_backward_data(float* dx, const float* dy, const float* w, const direct_geom& g) {
+inline void direct_backward_data(float* dx, const float* dy, const float* w, const direct_geom& g, bool accumulate) {
   const int T = g.taps(), K = g.cout, N = T * g.cinp;
   float* B = scratch(slot_wt).get<float>(std::size_t(K) * N);  // K x (T*cinp), B[co][t*cinp+ci]
   const int nth = omp_get_max_threads();
@@ -1156,7 +1156,7 @@ inline void direct_backward_data(float* dx, const float* dy, const float* w, con
         float* dst = dx + (img0 + i) * std::size_t(g.cin) * g.h * g.w;
         for (int iy = 0; iy < g.h; ++iy)
           transpose(dst + std::ptrdiff_t(iy) * g.w, std::ptrdiff_t(g.h) * g.w,
-                    dxb + (std::ptrdiff_t(iy + g.ph) * g.pwid + g.pw) * g.cinp, g.cinp, g.w, g.cin, true);
+                    dxb + (std::ptrdiff_t(iy + g.ph) * g.pwid + g.pw) * g.cinp, g.cinp, g.w, g.cin, accumulate);
       }
     }
   }
@@ -1229,10 +1229,11 @@ inline void direct_backward_weight(float* dw, const float* dy, const float* x, c
   }
 }
 
-// Winograd only with >= 32 channels on both sides: below that the transforms cost about what they save, and
-// its float error (about 10x a direct kernel's) compounds through BN layers of narrow networks enough to flip
-// ReLU decisions of a whole training step (seen on the width-1/8 dual_step reference).
-inline constexpr int winograd_min_channels = 32;
+// Winograd only with >= 16 channels on both sides. At 16 (34x34 maps, batch 128, 2 threads) it made the
+// width-0.25 training step ~15% faster than the direct kernel; below, the transforms cost about what they save,
+// and its float error (about 10x a direct kernel's) compounds through BN layers of narrow networks enough to
+// flip ReLU decisions of a whole training step (seen on the width-1/8 dual_step reference with 8 channels).
+inline constexpr int winograd_min_channels = 16;
 inline bool use_winograd(const conv2d_params& p) {
   return p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && std::min(p.c_in, p.c_out) >= winograd_min_channels;
 }
@@ -1257,19 +1258,21 @@ void conv2d_forward(T* y, const T* x, const T* w, const conv2d_params& p) {
   detail::im2col_forward(y, x, w, p);
 }
 
+// Adds into dx, or assigns when accumulate is false (dx may then hold anything).
 template <class T>
-void conv2d_backward_data(T* dx, const T* dy, const T* w, const conv2d_params& p) {
+void conv2d_backward_data(T* dx, const T* dy, const T* w, const conv2d_params& p, bool accumulate = true) {
   p.validate();
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_winograd(p)) {
       // dx = conv3x3_s1(dy, flip(w)^T) with padding 2 - p (negative: crop).
       const auto g = detail::make_geom(p.n, p.c_out, p.out_h(), p.out_w(), p.c_in, p.h, p.w, 2 - p.pad_h, 2 - p.pad_w);
-      detail::wino_conv(dx, dy, g, detail::backward_data_filler(w, p.c_in), true);
+      detail::wino_conv(dx, dy, g, detail::backward_data_filler(w, p.c_in), accumulate);
       return;
     }
-    detail::direct_backward_data(dx, dy, w, detail::make_direct_geom(p));
+    detail::direct_backward_data(dx, dy, w, detail::make_direct_geom(p), accumulate);
     return;
   }
+  if (!accumulate) std::fill_n(dx, std::size_t(p.n) * p.c_in * p.h * p.w, T(0));
   detail::im2col_backward_data(dx, dy, w, p);
 }
 

@@ -171,7 +171,7 @@ struct block_params {
 
 // Whether gated_block_forward handles this block (else the caller takes its generic path).
 inline bool gated_block_supported(const block_params& p) {
-  // conv2 must take Winograd (use_winograd's accuracy rule: >= 32 channels).
+  // conv2 must take Winograd (use_winograd's rule: >= 16 channels).
   return p.c_out >= detail::winograd_min_channels;
 }
 

@@ -1,0 +1,192 @@
+#pragma once
+// What the example programs share: the run configuration (written as config.json and stored in every
+// checkpoint), the data sets, the network a configuration describes, and the evaluation of both paths.
+#include <sslgate/data/augment.hpp>
+#include <sslgate/data/dataset.hpp>
+#include <sslgate/eval/features.hpp>
+#include <sslgate/eval/knn.hpp>
+#include <sslgate/eval/linear_probe.hpp>
+#include <sslgate/models/ssl_network.hpp>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace sslgate::examples {
+
+using json = nlohmann::json;
+
+struct config {
+  std::string dataset = "cifar10", data = "../shared/data/cifar-10-batches-bin", out = "out";
+  int depth = 18;
+  double width = 1.0;
+  int proj_dim = 2048;
+  std::string method = "vicreg", mode = "dual";
+  double td = 0.5, lambda = 5, gamma = 1, alpha = 0.02, tau = 2.0 / 3.0;
+  int epochs = 500, batch = 256, warmup = 10;
+  double lr = 0.3, weight_decay = 1e-4;  // lr 0.3 per 256 images = 0.6 at the paper's global batch 512
+  int threads = 2, workers = 2;
+  std::uint64_t seed = 5;
+  std::int64_t max_steps = 0;   // > 0 stops each run after that many steps in total (smoke runs)
+  int log_every = 20, keep = 2;
+  bool skip_nonfinite = false;
+  bool evaluate = true;
+  std::int64_t train_limit = 0;       // > 0: train on the first this many training images only (quick runs)
+  std::int64_t eval_train_limit = 0;  // > 0: at most this many training images in the kNN bank
+  int knn_every = 0;                  // > 0: kNN of both paths after every this many epochs (knn.csv)
+};
+
+inline void to_json(json& j, const config& c) {
+  j = json{{"dataset", c.dataset}, {"data", c.data}, {"out", c.out}, {"depth", c.depth}, {"width", c.width}, {"proj_dim", c.proj_dim},
+           {"method", c.method}, {"mode", c.mode}, {"td", c.td}, {"lambda", c.lambda}, {"gamma", c.gamma}, {"alpha", c.alpha}, {"tau", c.tau},
+           {"epochs", c.epochs}, {"batch", c.batch}, {"warmup", c.warmup}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
+           {"threads", c.threads}, {"workers", c.workers}, {"seed", c.seed}, {"max_steps", c.max_steps}, {"log_every", c.log_every},
+           {"keep", c.keep}, {"skip_nonfinite", c.skip_nonfinite}, {"evaluate", c.evaluate}, {"train_limit", c.train_limit}, {"eval_train_limit", c.eval_train_limit}, {"knn_every", c.knn_every}};
+}
+inline void from_json(const json& j, config& c) {
+  const config d;
+  c.dataset = j.value("dataset", d.dataset), c.data = j.value("data", d.data), c.out = j.value("out", d.out);
+  c.depth = j.value("depth", d.depth), c.width = j.value("width", d.width), c.proj_dim = j.value("proj_dim", d.proj_dim);
+  c.method = j.value("method", d.method), c.mode = j.value("mode", d.mode), c.td = j.value("td", d.td);
+  c.lambda = j.value("lambda", d.lambda), c.gamma = j.value("gamma", d.gamma), c.alpha = j.value("alpha", d.alpha), c.tau = j.value("tau", d.tau);
+  c.epochs = j.value("epochs", d.epochs), c.batch = j.value("batch", d.batch), c.warmup = j.value("warmup", d.warmup);
+  c.lr = j.value("lr", d.lr), c.weight_decay = j.value("weight_decay", d.weight_decay), c.threads = j.value("threads", d.threads);
+  c.workers = j.value("workers", d.workers), c.seed = j.value("seed", d.seed), c.max_steps = j.value("max_steps", d.max_steps);
+  c.log_every = j.value("log_every", d.log_every), c.keep = j.value("keep", d.keep), c.skip_nonfinite = j.value("skip_nonfinite", d.skip_nonfinite);
+  c.evaluate = j.value("evaluate", d.evaluate), c.eval_train_limit = j.value("eval_train_limit", d.eval_train_limit);
+  c.knn_every = j.value("knn_every", d.knn_every), c.train_limit = j.value("train_limit", d.train_limit);
+}
+
+// Train and test splits of a data set, as images of one size with 3 channels.
+struct splits {
+  std::shared_ptr<data::image_array> train, test;
+  data::two_view_recipe recipe;
+  data::view_recipe eval;
+};
+
+// Fashion-MNIST: 28x28 grey, padded to 32x32 and repeated over 3 channels so the CIFAR recipe applies.
+inline std::shared_ptr<data::image_array> as_rgb32(const data::image_array& g) {
+  auto out = std::make_shared<data::image_array>();
+  out->count = g.count, out->h = out->w = 32, out->c = 3, out->labels = g.labels, out->num_classes = g.num_classes;
+  out->pixels.assign(static_cast<std::size_t>(g.count) * 32 * 32 * 3, 0);
+  for (std::int64_t i = 0; i < g.count; ++i)
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x)
+        for (int c = 0; c < 3; ++c)
+          out->pixels[static_cast<std::size_t>(((i * 32 + y + 2) * 32 + x + 2) * 3 + c)] = g.pixels[static_cast<std::size_t>((i * 28 + y) * 28 + x)];
+  return out;
+}
+
+// The first n images of a (n <= 0 or n >= its size: all of it).
+inline std::shared_ptr<data::image_array> first_n(std::shared_ptr<data::image_array> a, std::int64_t n) {
+  if (n <= 0 || n >= a->size()) return a;
+  auto sub = std::make_shared<data::image_array>(*a);
+  sub->count = n;
+  sub->pixels.resize(static_cast<std::size_t>(n * sub->h * sub->w * sub->c));
+  sub->labels.resize(static_cast<std::size_t>(n));
+  return sub;
+}
+
+// Train and test splits of c.dataset, read from the official files in c.data.
+inline splits load_splits_all(const config& c) {
+  namespace fs = std::filesystem;
+  const fs::path dir = c.data;
+  splits s;
+  if (c.dataset == "cifar10") {
+    std::vector<fs::path> train;
+    for (int i = 1; i <= 5; ++i)
+      if (fs::exists(dir / fmt::format("data_batch_{}.bin", i))) train.push_back(dir / fmt::format("data_batch_{}.bin", i));
+    SSLGATE_CHECK(!train.empty(), io_error, "pretrain", "no data_batch_*.bin in {}", dir.string());
+    s.train = std::make_shared<data::image_array>(data::read_cifar10(train));
+    s.test = std::make_shared<data::image_array>(data::read_cifar10(dir / "test_batch.bin"));
+  } else if (c.dataset == "cifar100") {
+    s.train = std::make_shared<data::image_array>(data::read_cifar100(dir / "train.bin"));
+    s.test = std::make_shared<data::image_array>(data::read_cifar100(dir / "test.bin"));
+  } else if (c.dataset == "stl10") {
+    s.train = std::make_shared<data::image_array>(data::read_stl10(dir / "train_X.bin", dir / "train_y.bin"));
+    s.test = std::make_shared<data::image_array>(data::read_stl10(dir / "test_X.bin", dir / "test_y.bin"));
+  } else if (c.dataset == "fashion-mnist") {
+    s.train = as_rgb32(data::read_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz"));
+    s.test = as_rgb32(data::read_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz"));
+    const std::array<float, 3> mean{0.2860f, 0.2860f, 0.2860f}, sd{0.3530f, 0.3530f, 0.3530f};
+    s.recipe = {data::presets::ssl_view(32, mean, sd, 0), data::presets::ssl_view(32, mean, sd, 0)};
+    s.eval = data::presets::eval(32, 0, mean, sd);
+    return s;
+  } else {
+    fail<value_error>("pretrain", "unknown --dataset '{}' (cifar10, cifar100, stl10, fashion-mnist)", c.dataset);
+  }
+  s.recipe = data::presets::by_name(c.dataset);
+  s.eval = data::presets::eval_by_name(c.dataset);
+  return s;
+}
+
+// As load_splits_all, with c.train_limit applied to the training split.
+inline splits load_splits(const config& c) {
+  splits s = load_splits_all(c);
+  s.train = first_n(s.train, c.train_limit);
+  return s;
+}
+
+// The network a configuration describes (weights drawn from init).
+inline ssl_network<float> make_network(const config& c, rng& init) {
+  return ssl_network<float>({{c.depth, c.dataset == "stl10" ? stem_kind::imagenet : stem_kind::cifar, c.width}, c.proj_dim, c.proj_dim,
+                             c.method == "simsiam" ? std::max(c.proj_dim / 4, 1) : 0},
+                            init);
+}
+
+// Parameters and BN buffers under the reference state-dict names.
+inline std::vector<named_tensor<float>> model_state(ssl_network<float>& net) {
+  tensor_visitor<float> v;
+  net.visit(v, "");
+  std::vector<named_tensor<float>> all = v.params;
+  all.insert(all.end(), v.buffers.begin(), v.buffers.end());
+  return all;
+}
+
+struct eval_options {
+  std::int64_t train_limit = 0;  // > 0: at most this many training images in the kNN bank and the probe
+  int probe_epochs = 0;          // 0: no linear probe
+  int workers = 2;
+};
+
+// kNN (k=1 Euclidean, k=20 cosine) and optionally a linear probe on frozen backbone features of both paths;
+// for the gated path the measured FLOPs density on the test set and the mean open fraction of every block.
+inline json evaluate_paths(ssl_network<float>& net, const splits& data, const eval_options& o) {
+  const auto bank = first_n(data.train, o.train_limit);
+  const int classes = std::max(data.train->num_classes, 10);
+  json result = json::object();
+  for (path route : {path::dense, path::gated}) {
+    const auto tr = eval::extract_features(net.backbone, bank, data.eval, route, 256, o.workers);
+    const auto te = eval::extract_features(net.backbone, data.test, data.eval, route, 256, o.workers);
+    json r = {{"knn1_euclidean", eval::knn_accuracy(tr.features, tr.labels, te.features, te.labels, 1, eval::knn_metric::euclidean, classes)},
+              {"knn20_cosine", eval::knn_accuracy(tr.features, tr.labels, te.features, te.labels, 20, eval::knn_metric::cosine, classes)},
+              {"flops_density", te.density},
+              {"flops_reduction", 1 - te.density}};
+    if (route == path::gated) r["layer_density"] = te.layer_density;
+    if (o.probe_epochs > 0)
+      r["linear_probe"] = eval::linear_probe_accuracy(tr.features, tr.labels, te.features, te.labels, classes, {.epochs = o.probe_epochs});
+    result[route == path::dense ? "dense" : "gated"] = r;
+  }
+  return result;
+}
+
+// The paper's Table 1 row (METHOD.md §9) for one run.
+inline void print_table_row(const std::string& dataset, double td, const json& r) {
+  const auto pct = [](const json& v) { return 100 * v.get<double>(); };
+  const json &d = r["dense"], &g = r["gated"];
+  fmt::print("\n| data set | t_d | dense kNN k=1 | dense kNN k=20 | gated kNN k=1 | gated kNN k=20 | gated FLOPs reduction |\n");
+  fmt::print("|---|---|---|---|---|---|---|\n");
+  fmt::print("| {} | {:.0f}% | {:.2f}% | {:.2f}% | {:.2f}% | {:.2f}% | {:.2f}% |\n", dataset, 100 * td, pct(d["knn1_euclidean"]), pct(d["knn20_cosine"]),
+             pct(g["knn1_euclidean"]), pct(g["knn20_cosine"]), pct(g["flops_reduction"]));
+  if (d.contains("linear_probe"))
+    fmt::print("linear probe: dense {:.2f}%, gated {:.2f}%\n", pct(d["linear_probe"]), pct(g["linear_probe"]));
+  std::vector<std::string> layers;
+  for (const auto& v : g["layer_density"]) layers.push_back(fmt::format("{:.3f}", v.get<double>()));
+  fmt::print("gated path, open fraction per block: {}\n", fmt::join(layers, " "));
+}
+
+}  // namespace sslgate::examples
