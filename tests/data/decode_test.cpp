@@ -147,7 +147,7 @@ TEST_CASE("JPEG decoding: RGB, grey, CMYK", "[data][decode]") {
   REQUIRE(out.c == 3);
   // The raw CMYK TurboJPEG returns is whatever was stored; PIL treats Adobe CMYK as inverted. Whichever
   // branch, the result is a valid, deterministic RGB image; check it against the formula on the raw values.
-  const bool adobe = detail::jpeg_has_adobe_marker(jpeg_bytes(cmyk.data(), 8, 8, TJPF_CMYK, 100));
+  const bool adobe = data::detail::jpeg_has_adobe_marker(jpeg_bytes(cmyk.data(), 8, 8, TJPF_CMYK, 100));
   int c = 30, k = 50;
   if (adobe) c = 255 - c, k = 255 - k;
   const int nk = 255 - k, tmp = c * nk + 128, want = nk - (((tmp >> 8) + tmp) >> 8);
