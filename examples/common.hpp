@@ -3,6 +3,7 @@
 // checkpoint), the data sets, the network a configuration describes, and the evaluation of both paths.
 #include <sslgate/data/augment.hpp>
 #include <sslgate/data/dataset.hpp>
+#include <sslgate/data/image_folder.hpp>
 #include <sslgate/eval/features.hpp>
 #include <sslgate/eval/knn.hpp>
 #include <sslgate/eval/linear_probe.hpp>
@@ -35,7 +36,7 @@ struct config {
   int log_every = 20, keep = 2;
   bool skip_nonfinite = false;
   bool evaluate = true;
-  std::int64_t train_limit = 0;       // > 0: train on the first this many training images only (quick runs)
+  std::int64_t train_limit = 0;       // > 0: train on this many training images spread over the set (quick runs)
   std::int64_t eval_train_limit = 0;  // > 0: at most this many training images in the kNN bank
   int knn_every = 0;                  // > 0: kNN of both paths after every this many epochs (knn.csv)
 };
@@ -61,35 +62,29 @@ inline void from_json(const json& j, config& c) {
   c.knn_every = j.value("knn_every", d.knn_every), c.train_limit = j.value("train_limit", d.train_limit);
 }
 
-// Train and test splits of a data set, as images of one size with 3 channels.
+// Train and test splits of a data set, their transforms and number of classes.
 struct splits {
-  std::shared_ptr<data::image_array> train, test;
+  std::shared_ptr<const data::dataset> train, test;
+  int num_classes = 10;
   data::two_view_recipe recipe;
   data::view_recipe eval;
 };
 
 // Fashion-MNIST: 28x28 grey, padded to 32x32 and repeated over 3 channels so the CIFAR recipe applies.
-inline std::shared_ptr<data::image_array> as_rgb32(const data::image_array& g) {
-  auto out = std::make_shared<data::image_array>();
-  out->count = g.count, out->h = out->w = 32, out->c = 3, out->labels = g.labels, out->num_classes = g.num_classes;
-  out->pixels.assign(static_cast<std::size_t>(g.count) * 32 * 32 * 3, 0);
+inline data::image_array as_rgb32(const data::image_array& g) {
+  data::image_array out;
+  out.count = g.count, out.h = out.w = 32, out.c = 3, out.labels = g.labels, out.num_classes = g.num_classes;
+  out.pixels.assign(static_cast<std::size_t>(g.count) * 32 * 32 * 3, 0);
   for (std::int64_t i = 0; i < g.count; ++i)
     for (int y = 0; y < 28; ++y)
       for (int x = 0; x < 28; ++x)
         for (int c = 0; c < 3; ++c)
-          out->pixels[static_cast<std::size_t>(((i * 32 + y + 2) * 32 + x + 2) * 3 + c)] = g.pixels[static_cast<std::size_t>((i * 28 + y) * 28 + x)];
+          out.pixels[static_cast<std::size_t>(((i * 32 + y + 2) * 32 + x + 2) * 3 + c)] = g.pixels[static_cast<std::size_t>((i * 28 + y) * 28 + x)];
   return out;
 }
 
-// The first n images of a (n <= 0 or n >= its size: all of it).
-inline std::shared_ptr<data::image_array> first_n(std::shared_ptr<data::image_array> a, std::int64_t n) {
-  if (n <= 0 || n >= a->size()) return a;
-  auto sub = std::make_shared<data::image_array>(*a);
-  sub->count = n;
-  sub->pixels.resize(static_cast<std::size_t>(n * sub->h * sub->w * sub->c));
-  sub->labels.resize(static_cast<std::size_t>(n));
-  return sub;
-}
+// An in-memory array as a data set of the splits.
+inline std::shared_ptr<const data::dataset> held(data::image_array a) { return std::make_shared<const data::image_array>(std::move(a)); }
 
 // Train and test splits of c.dataset, read from the official files in c.data.
 inline splits load_splits_all(const config& c) {
@@ -101,39 +96,56 @@ inline splits load_splits_all(const config& c) {
     for (int i = 1; i <= 5; ++i)
       if (fs::exists(dir / fmt::format("data_batch_{}.bin", i))) train.push_back(dir / fmt::format("data_batch_{}.bin", i));
     SSLGATE_CHECK(!train.empty(), io_error, "pretrain", "no data_batch_*.bin in {}", dir.string());
-    s.train = std::make_shared<data::image_array>(data::read_cifar10(train));
-    s.test = std::make_shared<data::image_array>(data::read_cifar10(dir / "test_batch.bin"));
+    s.train = held(data::read_cifar10(train));
+    s.test = held(data::read_cifar10(dir / "test_batch.bin"));
   } else if (c.dataset == "cifar100") {
-    s.train = std::make_shared<data::image_array>(data::read_cifar100(dir / "train.bin"));
-    s.test = std::make_shared<data::image_array>(data::read_cifar100(dir / "test.bin"));
+    s.train = held(data::read_cifar100(dir / "train.bin"));
+    s.test = held(data::read_cifar100(dir / "test.bin"));
+    s.num_classes = 100;
   } else if (c.dataset == "stl10") {
-    s.train = std::make_shared<data::image_array>(data::read_stl10(dir / "train_X.bin", dir / "train_y.bin"));
-    s.test = std::make_shared<data::image_array>(data::read_stl10(dir / "test_X.bin", dir / "test_y.bin"));
+    s.train = held(data::read_stl10(dir / "train_X.bin", dir / "train_y.bin"));
+    s.test = held(data::read_stl10(dir / "test_X.bin", dir / "test_y.bin"));
+  } else if (c.dataset == "imagenet100") {
+    // ImageFolder layout: DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, the same class folders in both.
+    auto train = std::make_shared<const data::image_folder>(dir / "train");
+    auto test = std::make_shared<const data::image_folder>(dir / "val");
+    SSLGATE_CHECK(train->classes() == test->classes(), io_error, "pretrain", "{} and {} hold different class folders", (dir / "train").string(),
+                  (dir / "val").string());
+    s.num_classes = static_cast<int>(train->classes().size());
+    s.train = train;
+    s.test = test;
   } else if (c.dataset == "fashion-mnist") {
-    s.train = as_rgb32(data::read_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz"));
-    s.test = as_rgb32(data::read_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz"));
+    s.train = held(as_rgb32(data::read_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz")));
+    s.test = held(as_rgb32(data::read_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz")));
     const std::array<float, 3> mean{0.2860f, 0.2860f, 0.2860f}, sd{0.3530f, 0.3530f, 0.3530f};
     s.recipe = {data::presets::ssl_view(32, mean, sd, 0), data::presets::ssl_view(32, mean, sd, 0)};
     s.eval = data::presets::eval(32, 0, mean, sd);
     return s;
   } else {
-    fail<value_error>("pretrain", "unknown --dataset '{}' (cifar10, cifar100, stl10, fashion-mnist)", c.dataset);
+    fail<value_error>("pretrain", "unknown --dataset '{}' (cifar10, cifar100, stl10, imagenet100, fashion-mnist)", c.dataset);
   }
   s.recipe = data::presets::by_name(c.dataset);
   s.eval = data::presets::eval_by_name(c.dataset);
   return s;
 }
 
+// At most n images of a spread over it (n <= 0: all of it).
+inline std::shared_ptr<const data::dataset> limit(std::shared_ptr<const data::dataset> a, std::int64_t n) {
+  if (n <= 0 || n >= a->size()) return a;
+  return std::make_shared<const data::spread_subset>(std::move(a), n);
+}
+
 // As load_splits_all, with c.train_limit applied to the training split.
 inline splits load_splits(const config& c) {
   splits s = load_splits_all(c);
-  s.train = first_n(s.train, c.train_limit);
+  s.train = limit(s.train, c.train_limit);
   return s;
 }
 
 // The network a configuration describes (weights drawn from init).
 inline ssl_network<float> make_network(const config& c, rng& init) {
-  return ssl_network<float>({{c.depth, c.dataset == "stl10" ? stem_kind::imagenet : stem_kind::cifar, c.width}, c.proj_dim, c.proj_dim,
+  const bool large = c.dataset == "stl10" || c.dataset == "imagenet100";  // 96x96 and 224x224: the ImageNet stem
+  return ssl_network<float>({{c.depth, large ? stem_kind::imagenet : stem_kind::cifar, c.width}, c.proj_dim, c.proj_dim,
                              c.method == "simsiam" ? std::max(c.proj_dim / 4, 1) : 0},
                             init);
 }
@@ -156,8 +168,8 @@ struct eval_options {
 // kNN (k=1 Euclidean, k=20 cosine) and optionally a linear probe on frozen backbone features of both paths;
 // for the gated path the measured FLOPs density on the test set and the mean open fraction of every block.
 inline json evaluate_paths(ssl_network<float>& net, const splits& data, const eval_options& o) {
-  const auto bank = first_n(data.train, o.train_limit);
-  const int classes = std::max(data.train->num_classes, 10);
+  const auto bank = limit(data.train, o.train_limit);
+  const int classes = data.num_classes;
   json result = json::object();
   for (path route : {path::dense, path::gated}) {
     const auto tr = eval::extract_features(net.backbone, bank, data.eval, route, 256, o.workers);

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   app.set_config();  // no INI files: --config below is JSON
   std::string config_file, resume;
   app.add_option("--config", config_file, "Replay a resolved configuration (config.json of an earlier run); later flags override it");
-  app.add_option("--dataset", c.dataset, "cifar10, cifar100, stl10 or fashion-mnist")->capture_default_str();
+  app.add_option("--dataset", c.dataset, "cifar10, cifar100, stl10, imagenet100 (image folders DIR/train, DIR/val) or fashion-mnist")->capture_default_str();
   app.add_option("--data", c.data, "Folder with the data set's official files")->capture_default_str();
   app.add_option("--out", c.out, "Output folder")->capture_default_str();
   app.add_option("--depth", c.depth, "ResNet depth: 18 or 34")->capture_default_str()->check(CLI::IsMember({18, 34}));
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   app.add_option("--keep", c.keep, "Checkpoints kept")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--skip-nonfinite", c.skip_nonfinite, "Skip a step whose loss or gradients are not finite instead of stopping");
   app.add_option("--evaluate", c.evaluate, "kNN evaluation of both paths at the end")->capture_default_str();
-  app.add_option("--train-limit", c.train_limit, "Train on the first this many training images only (0: all)")
+  app.add_option("--train-limit", c.train_limit, "Train on this many training images, spread evenly over the set (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-train-limit", c.eval_train_limit, "At most this many training images in the kNN bank (0: all)")->capture_default_str();

@@ -36,6 +36,21 @@ std::string message_of(const std::function<void()>& f) {
 }
 }  // namespace
 
+TEST_CASE("spread_subset: n images spread over the set, every class of a sorted set kept", "[data]") {
+  auto a = std::make_shared<image_array>();
+  a->count = 12, a->h = a->w = 1, a->c = 1, a->num_classes = 3;
+  for (int i = 0; i < 12; ++i) a->pixels.push_back(static_cast<std::uint8_t>(i)), a->labels.push_back(i / 4);  // sorted by class
+  const spread_subset s(a, 6);
+  REQUIRE(s.size() == 6);
+  image_u8 scratch;
+  std::vector<int> labels, pixels;
+  for (std::int64_t i = 0; i < s.size(); ++i) labels.push_back(s.label(i)), pixels.push_back(s.image(i, scratch).data[0]);
+  CHECK(pixels == std::vector<int>{0, 2, 4, 6, 8, 10});
+  CHECK(labels == std::vector<int>{0, 0, 1, 1, 2, 2});
+  CHECK(spread_subset(a, 50).size() == 12);
+  CHECK_THROWS_AS(spread_subset(a, 0), value_error);
+}
+
 TEST_CASE("CIFAR-10 binary files of ../shared/data", "[data][loader]") {
   const fs::path dir = SSLGATE_SHARED_DATA_DIR;
   if (!fs::exists(dir / "cifar-10-exact-subset")) {

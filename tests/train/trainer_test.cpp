@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <signal.h>
+#include <turbojpeg.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -200,4 +201,40 @@ TEST_CASE("evaluate reproduces the run's own kNN; --knn-every and tools/plot", "
     CHECK(run((data / "no-such-run").string(), SSLGATE_PLOT) == 2);
   }
   fs::remove_all(data);
+}
+
+TEST_CASE("pretrain and evaluate on an ImageNet-100-style image folder", "[train]") {
+  // DIR/{train,val}/<class>/*.jpg, three classes of small JPEGs (the recipe crops and resizes them to 224).
+  const fs::path dir = fs::temp_directory_path() / fmt::format("sslgate_folder_{}", ::getpid());
+  fs::remove_all(dir);
+  rng r(4);
+  tjhandle t = tjInitCompress();
+  for (auto [split, per_class] : {std::pair{"train", 8}, std::pair{"val", 2}})
+    for (const char* cls : {"n01", "n02", "n03"}) {
+      fs::create_directories(dir / split / cls);
+      for (int i = 0; i < per_class; ++i) {
+        std::vector<unsigned char> px(40 * 48 * 3);
+        for (auto& v : px) v = static_cast<unsigned char>(r.uniform() * 256);
+        unsigned char* buf = nullptr;
+        unsigned long size = 0;
+        REQUIRE(tjCompress2(t, px.data(), 48, 0, 40, TJPF_RGB, &buf, &size, TJSAMP_420, 90, 0) == 0);
+        std::ofstream(dir / split / cls / fmt::format("{}.jpg", i), std::ios::binary).write(reinterpret_cast<const char*>(buf), static_cast<std::streamsize>(size));
+        tjFree(buf);
+      }
+    }
+  tjDestroy(t);
+  const fs::path out = dir / "run";
+  REQUIRE(run(fmt::format("--dataset imagenet100 --data {} --out {} --width 0.125 --proj-dim 32 --batch 6 --epochs 1 --warmup 0 --threads 1 "
+                          "--workers 1 --train-limit 21",
+                          dir.string(), out.string())) == 0);
+  const auto e = read_json(out / "eval.json");
+  const double rho = e["gated"]["flops_density"];
+  CHECK((rho > 0 && rho <= 1));
+  REQUIRE(run((out / "checkpoint-e0000.safetensors").string() + " --threads 1 --workers 1 --probe-epochs 0 --json " + (out / "again.json").string(),
+              SSLGATE_EVALUATE) == 0);
+  CHECK(read_json(out / "again.json")["gated"]["knn20_cosine"] == e["gated"]["knn20_cosine"]);
+  // Class folders that differ between train and val are a clear error.
+  fs::create_directories(dir / "val" / "n04");
+  CHECK(run(fmt::format("--dataset imagenet100 --data {} --out {} --epochs 1", dir.string(), (dir / "bad").string())) == 1);
+  fs::remove_all(dir);
 }

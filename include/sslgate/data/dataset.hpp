@@ -35,6 +35,23 @@ class dataset {
   virtual image_view image(std::int64_t i, image_u8& scratch) const = 0;
 };
 
+// n images of another data set spread evenly over it (image i is base's i * size / n), so a subset of a
+// class-sorted set (an image folder) still holds every class. A view: it keeps base alive.
+class spread_subset final : public dataset {
+ public:
+  spread_subset(std::shared_ptr<const dataset> base, std::int64_t n) : base_(std::move(base)), n_(std::min(n, base_->size())) {
+    SSLGATE_CHECK(n >= 1, value_error, "spread_subset", "a subset needs at least 1 image, got {}", n);
+  }
+  std::int64_t size() const override { return n_; }
+  int label(std::int64_t i) const override { return base_->label(at(i)); }
+  image_view image(std::int64_t i, image_u8& scratch) const override { return base_->image(at(i), scratch); }
+
+ private:
+  std::int64_t at(std::int64_t i) const { return i * base_->size() / n_; }
+  std::shared_ptr<const dataset> base_;
+  std::int64_t n_;
+};
+
 // Images of one size held in memory, HWC, image i at pixels[i * h * w * c].
 class image_array final : public dataset {
  public:
