@@ -41,26 +41,10 @@ struct config {
   int knn_every = 0;                  // > 0: kNN of both paths after every this many epochs (knn.csv)
 };
 
-inline void to_json(json& j, const config& c) {
-  j = json{{"dataset", c.dataset}, {"data", c.data}, {"out", c.out}, {"depth", c.depth}, {"width", c.width}, {"proj_dim", c.proj_dim},
-           {"method", c.method}, {"mode", c.mode}, {"td", c.td}, {"lambda", c.lambda}, {"gamma", c.gamma}, {"alpha", c.alpha}, {"tau", c.tau},
-           {"epochs", c.epochs}, {"batch", c.batch}, {"warmup", c.warmup}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
-           {"threads", c.threads}, {"workers", c.workers}, {"seed", c.seed}, {"max_steps", c.max_steps}, {"log_every", c.log_every},
-           {"keep", c.keep}, {"skip_nonfinite", c.skip_nonfinite}, {"evaluate", c.evaluate}, {"train_limit", c.train_limit}, {"eval_train_limit", c.eval_train_limit}, {"knn_every", c.knn_every}};
-}
-inline void from_json(const json& j, config& c) {
-  const config d;
-  c.dataset = j.value("dataset", d.dataset), c.data = j.value("data", d.data), c.out = j.value("out", d.out);
-  c.depth = j.value("depth", d.depth), c.width = j.value("width", d.width), c.proj_dim = j.value("proj_dim", d.proj_dim);
-  c.method = j.value("method", d.method), c.mode = j.value("mode", d.mode), c.td = j.value("td", d.td);
-  c.lambda = j.value("lambda", d.lambda), c.gamma = j.value("gamma", d.gamma), c.alpha = j.value("alpha", d.alpha), c.tau = j.value("tau", d.tau);
-  c.epochs = j.value("epochs", d.epochs), c.batch = j.value("batch", d.batch), c.warmup = j.value("warmup", d.warmup);
-  c.lr = j.value("lr", d.lr), c.weight_decay = j.value("weight_decay", d.weight_decay), c.threads = j.value("threads", d.threads);
-  c.workers = j.value("workers", d.workers), c.seed = j.value("seed", d.seed), c.max_steps = j.value("max_steps", d.max_steps);
-  c.log_every = j.value("log_every", d.log_every), c.keep = j.value("keep", d.keep), c.skip_nonfinite = j.value("skip_nonfinite", d.skip_nonfinite);
-  c.evaluate = j.value("evaluate", d.evaluate), c.eval_train_limit = j.value("eval_train_limit", d.eval_train_limit);
-  c.knn_every = j.value("knn_every", d.knn_every), c.train_limit = j.value("train_limit", d.train_limit);
-}
+// config.json and checkpoint metadata: every field by name; a missing key keeps its default.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(config, dataset, data, out, depth, width, proj_dim, method, mode, td, lambda, gamma, alpha, tau,
+                                                epochs, batch, warmup, lr, weight_decay, threads, workers, seed, max_steps, log_every, keep,
+                                                skip_nonfinite, evaluate, train_limit, eval_train_limit, knn_every)
 
 // Train and test splits of a data set, their transforms and number of classes.
 struct splits {
