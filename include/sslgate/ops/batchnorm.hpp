@@ -185,16 +185,23 @@ void batchnorm_stats(double* mean, double* var, const T* x, cpu::bn::dims d) {
   }
 }
 
-// y = (x - mean) * scale + shift per channel.
+// y = (x - mean) * scale + shift per channel; with relu, y = relu(that + residual) (residual may be null).
 template <real T>
-void batchnorm_forward(T* y, const T* x, const double* mean, const double* scale, const double* shift, cpu::bn::dims d) {
+void batchnorm_forward(T* y, const T* x, const double* mean, const double* scale, const double* shift, cpu::bn::dims d, bool relu = false,
+                       const T* residual = nullptr) {
   std::vector<T> p(static_cast<std::size_t>(4 * d.c), T(0));
   for (std::int64_t c = 0; c < d.c; ++c) {
     p[c] = static_cast<T>(mean[c]);
     p[d.c + c] = static_cast<T>(scale[c]);
     p[2 * d.c + c] = static_cast<T>(shift[c]);
   }
-  cpu::bn::channel_apply(y, x, x, p.data(), d, [](auto, auto xv, auto, auto m, auto s, auto b, auto) { return (xv - m) * s + b; });
+  if (!relu)
+    cpu::bn::channel_apply(y, x, x, p.data(), d, [](auto, auto xv, auto, auto m, auto s, auto b, auto) { return (xv - m) * s + b; });
+  else if (residual == nullptr)
+    cpu::bn::channel_apply(y, x, x, p.data(), d, [](auto, auto xv, auto, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b); });
+  else
+    cpu::bn::channel_apply(y, x, residual, p.data(), d,
+                           [](auto, auto xv, auto rv, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b + rv); });
 }
 
 // sdy[c] = sum dy, sdyx[c] = sum dy * (x - mean).
@@ -293,18 +300,7 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
     if (!bias.empty()) shift[c] = bias[c];
   }
   tensor<T> y = tensor<T>::empty_like(x);
-  if (!relu) {
-    batchnorm_forward(y.data(), x.data(), sv->mean.data(), scale.data(), shift.data(), d);
-  } else {
-    std::vector<T> co(static_cast<std::size_t>(4 * d.c), T(0));
-    for (std::int64_t c = 0; c < d.c; ++c) co[c] = static_cast<T>(sv->mean[c]), co[d.c + c] = static_cast<T>(scale[c]), co[2 * d.c + c] = static_cast<T>(shift[c]);
-    if (residual.empty())
-      cpu::bn::channel_apply(y.data(), x.data(), x.data(), co.data(), d,
-                             [](auto, auto xv, auto, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b); });
-    else
-      cpu::bn::channel_apply(y.data(), x.data(), residual.data(), co.data(), d,
-                             [](auto, auto xv, auto rv, auto m, auto s, auto b, auto) { return kernels::relu_fn{}((xv - m) * s + b + rv); });
-  }
+  batchnorm_forward(y.data(), x.data(), sv->mean.data(), scale.data(), shift.data(), d, relu, residual.empty() ? nullptr : residual.data());
 
   if (!tp.tracks({&x, &weight, &bias, &residual})) return y;
   // Eval backward reads x only for dweight; training backward always needs it (through the statistics).
