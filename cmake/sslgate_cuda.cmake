@@ -6,7 +6,7 @@
 #     library still builds; cuda::cudnn::* then throw (SSLGATE_WITH_CUDNN is 0).
 #   - -DFMT_CONSTEVAL= -DFMT_USE_CONSTEXPR=1 for nvcc: its front end rejects fmt 9's consteval format-string
 #     checks, and fmt turns constexpr off under __NVCC__, which g++ 12 then rejects (g++ TUs keep the checks);
-#   - a few translation units only (nvcc is slow): src/cuda/{runtime,nn,conv}.cu and src/cudnn/conv.cpp.
+#   - a few translation units only (nvcc is slow): src/cuda/{runtime,nn,conv,optim}.cu and src/cudnn/conv.cpp.
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
   set(CMAKE_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of the sslgate CUDA backend" FORCE)
 endif()
@@ -28,6 +28,7 @@ add_library(sslgate_cuda STATIC
   ${PROJECT_SOURCE_DIR}/src/cuda/runtime.cu
   ${PROJECT_SOURCE_DIR}/src/cuda/nn.cu
   ${PROJECT_SOURCE_DIR}/src/cuda/conv.cu
+  ${PROJECT_SOURCE_DIR}/src/cuda/optim.cu
   ${PROJECT_SOURCE_DIR}/src/cudnn/conv.cpp)
 add_library(sslgate::cuda ALIAS sslgate_cuda)
 # Headers of the core only (fmt for the error messages); Eigen and xsimd stay out of .cu files.

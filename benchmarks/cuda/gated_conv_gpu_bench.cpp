@@ -4,15 +4,23 @@
 //                                           density d (the lists are built on the device inside the timing)
 //   dense_block_ours/..., dense_block_cudnn/...   the same block with dense convs (ours / cuDNN), BN1 + ReLU unfused
 //   conv3x3_ours/..., conv3x3_cudnn/...    one dense 3x3 stride-1 convolution (the 70%-of-cuDNN criterion)
+// And the whole network through the tape ops (ResNet-18 width 1, CIFAR stem, projector 2048, batch 256):
+//   network/dual_step        one VICReg-Dual step: gated view 1 + dense view 2, loss, backward, LARS
+//   network/eval_dense, network/eval_gated   the backbone's eval forward on each path (counter: density)
 // Full float32 everywhere (cuDNN with FMA math, no TF32), timed with a device synchronize per iteration
 // (UseManualTime). Counters: GFLOPS of executed MACs (x2), and for gated blocks the fraction of conv FLOPs skipped.
 // Host-compiled (.cpp): the kernels live in sslgate::cuda, so this file needs no nvcc.
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
+#include <sslgate/losses/vicreg.hpp>
+#include <sslgate/optim/lars.hpp>
+#include <sslgate/train/dual_step.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -120,6 +128,53 @@ void counters(benchmark::State& state, double macs, double skipped = -1) {
   if (skipped >= 0) state.counters["skipped"] = skipped;
 }
 
+// The network cases: one ResNet-18 on the device, two random views.
+struct network_data {
+  std::unique_ptr<ssl_network<float>> net;
+  ftensor x1 = rand_t({batch, 3, 32, 32}, 11, -1.f, 1.f), x2 = rand_t({batch, 3, 32, 32}, 12, -1.f, 1.f);
+  network_data() {
+    rng init(13);
+    net = std::make_unique<ssl_network<float>>(ssl_network_config{{18, stem_kind::cifar, 1.0}, 2048, 2048}, init);
+    cuda::to_device(*net, gpu);
+  }
+  // Eval forward of the backbone on one path; returns the executed MACs.
+  std::int64_t eval(path route) {
+    tape<float> none(grad_mode::off);
+    forward_state<float> st;
+    st.training = false;
+    st.route = route;
+    net->backbone.forward(none, x1, st);
+    return st.executed_macs;
+  }
+};
+
+void register_network() {
+  benchmark::RegisterBenchmark("network/dual_step", [](benchmark::State& st) {
+    network_data d;
+    optim::lars<float> opt(optim::split_groups(d.net->non_gate_parameters(), d.net->gate_parameters()), {});
+    rng noise(14);
+    train::gating_objective gating;
+    gating.set_target(0.5);
+    double rho = 0;
+    timed(st, [&] {
+      tape<float> tp;
+      const auto out = train::ssl_step(tp, *d.net, d.x1, d.x2, losses::vicreg{}, gating, 0.5, train::objective_mode::dual, &noise);
+      tp.backward(out.objective.total);
+      opt.step();
+      rho = out.rho;
+    });
+    st.counters["rho"] = rho;
+  })->UseManualTime()->Unit(benchmark::kMillisecond);
+  for (path route : {path::dense, path::gated})
+    benchmark::RegisterBenchmark(route == path::dense ? "network/eval_dense" : "network/eval_gated", [route](benchmark::State& st) {
+      network_data d;
+      std::int64_t macs = 0;
+      timed(st, [&] { macs = d.eval(route); });
+      st.counters["density"] = static_cast<double>(macs) / static_cast<double>(d.eval(path::dense));
+      counters(st, static_cast<double>(macs));
+    })->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+
 void register_all() {
   for (const auto& s : shapes) {
     const std::string tag = std::string(s.net) + "/" + std::to_string(s.c) + "x" + std::to_string(s.h);
@@ -164,6 +219,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cudnn", std::to_string(cuda::cudnn::version()));
   benchmark::AddCustomContext("batch", std::to_string(batch));
   register_all();
+  register_network();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

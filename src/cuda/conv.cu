@@ -1,6 +1,7 @@
 // Host side of our convolution kernels (dense and gated) and of the per-sample channel lists.
 #include <sslgate/core/cuda/check.hpp>
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
 #include <sslgate/core/cuda/stream.hpp>
 #include <sslgate/ops/cuda/conv.cuh>
 

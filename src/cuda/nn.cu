@@ -1,6 +1,7 @@
 // Host side of the element-wise, reduction, batch-norm, pool, softmax, l2-normalize and gate kernels.
 #include <sslgate/core/cuda/check.hpp>
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
 #include <sslgate/core/cuda/stream.hpp>
 #include <sslgate/ops/cuda/elementwise.cuh>
 #include <sslgate/ops/cuda/nn.cuh>
@@ -267,6 +268,31 @@ void gate_threshold(float* b, const float* logits, std::int64_t n) {
   if (n == 0) return;
   kern::gate_threshold_kernel<<<blocks_for(n), threads, 0, stream()>>>(b, logits, n);
   SSLGATE_CUDA_LAUNCHED("gate_threshold");
+}
+
+// ---- shape ops -----------------------------------------------------------------------------------------------
+void copy_rows(float* dst, std::int64_t dst_size, std::int64_t dst_at, const float* src, std::int64_t src_size, std::int64_t src_at,
+               std::int64_t count, std::int64_t outer, std::int64_t inner, bool add) {
+  const std::int64_t n = outer * count * inner;
+  if (n == 0) return;
+  if (add) kern::copy_rows_kernel<true><<<blocks_for(n), threads, 0, stream()>>>(dst, dst_size, dst_at, src, src_size, src_at, count, inner, n);
+  else kern::copy_rows_kernel<false><<<blocks_for(n), threads, 0, stream()>>>(dst, dst_size, dst_at, src, src_size, src_at, count, inner, n);
+  SSLGATE_CUDA_LAUNCHED("copy_rows");
+}
+void swap_axes(float* y, const float* x, const shape& s, int a0, int a1, bool add) {
+  const std::int64_t n = s.numel();
+  if (n == 0) return;
+  kern::swap_plan p{};
+  p.rank = s.rank();
+  for (int i = 0; i < s.rank(); ++i) {
+    p.out_extent[i] = s[i];
+    p.in_stride[i] = s.stride(i);
+  }
+  std::swap(p.out_extent[a0], p.out_extent[a1]);
+  std::swap(p.in_stride[a0], p.in_stride[a1]);
+  if (add) kern::swap_axes_kernel<true><<<blocks_for(n), threads, 0, stream()>>>(y, x, p, n);
+  else kern::swap_axes_kernel<false><<<blocks_for(n), threads, 0, stream()>>>(y, x, p, n);
+  SSLGATE_CUDA_LAUNCHED("swap_axes");
 }
 
 }  // namespace sslgate::cuda

@@ -2,6 +2,7 @@
 // Installs itself as the cuda backend of core/storage.hpp (see core/cuda/runtime.hpp).
 #include <sslgate/core/cuda/check.hpp>
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
 #include <sslgate/core/cuda/stream.hpp>
 
 #include <array>

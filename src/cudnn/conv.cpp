@@ -4,6 +4,7 @@
 // allow_tf32, which lets cuDNN use TF32 tensor cores (benchmarks only; the tests compare against the CPU).
 #include <sslgate/core/cuda/check.hpp>
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
 #include <sslgate/core/cuda/stream.hpp>
 
 #if SSLGATE_WITH_CUDNN

@@ -4,6 +4,7 @@
 // and NMSE <= 1e-7 everywhere.
 // Without a CUDA device the executable exits 77 before Catch starts (ctest: SKIP_RETURN_CODE 77).
 #include <sslgate/core/cuda/ops.hpp>
+#include <sslgate/core/cuda/runtime.hpp>
 #include <sslgate/gating/channel_gate.hpp>
 #include <sslgate/ops/batchnorm.hpp>
 #include <sslgate/ops/gated_conv.hpp>
@@ -11,6 +12,8 @@
 #include <sslgate/ops/pool.hpp>
 #include <sslgate/ops/reduce.hpp>
 #include <sslgate/ops/softmax.hpp>
+
+#include "gpu_compare.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -20,7 +23,7 @@
 #include <vector>
 
 using namespace sslgate;
-using ftensor = tensor<float>;
+using namespace sslgate::test;
 
 namespace {
 
@@ -33,40 +36,6 @@ const bool device_present = [] {
 }();
 
 const device gpu = cuda::gpu(0);
-
-ftensor rand_t(const shape& s, std::uint64_t seed, float lo = -1, float hi = 1) {
-  rng r(seed);
-  return ftensor::uniform(s, r, lo, hi);
-}
-
-double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  long double num = 0, den = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const long double d = static_cast<long double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<long double>(want[i]) * want[i];
-  }
-  return den == 0 ? static_cast<double>(num) : static_cast<double>(num / den);
-}
-
-void require_close(const std::vector<float>& got, const std::vector<float>& want, double rel = 1e-5) {
-  REQUIRE(got.size() == want.size());
-  CHECK(nmse(got, want) <= 1e-7);
-  double scale = 0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::abs(v)));
-  std::size_t bad = 0, first = want.size();
-  for (std::size_t i = 0; i < want.size(); ++i)
-    if (!(std::abs(static_cast<double>(got[i]) - want[i]) <= rel * std::abs(want[i]) + 1e-6 * scale)) {
-      ++bad;
-      if (first == want.size()) first = i;
-    }
-  INFO("first mismatch at " << first << (first < want.size() ? ": got " + std::to_string(got[first]) + ", want " + std::to_string(want[first]) : ""));
-  CHECK(bad == 0);
-}
-void require_close(const ftensor& got_gpu, const ftensor& want_cpu, double rel = 1e-5) {
-  REQUIRE(got_gpu.dims() == want_cpu.dims());
-  require_close(got_gpu.to_vector(), want_cpu.to_vector(), rel);
-}
 
 float* dp(ftensor& t) { return t.data(); }
 const float* dp(const ftensor& t) { return t.data(); }

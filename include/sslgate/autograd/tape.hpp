@@ -95,7 +95,7 @@ class tape {
   // Back-propagates d(loss)/d(loss) = 1 from a single-value loss.
   void backward(const tensor<T>& loss) {
     SSLGATE_CHECK(loss.numel() == 1, shape_error, "tape::backward", "loss must be a single value, got shape {}", loss.dims());
-    backward(loss, tensor<T>::full(loss.dims(), T(1)));
+    backward(loss, tensor<T>::full(loss.dims(), T(1), loss.dev()));
   }
 
   // Back-propagates dy from y; consumes the tape.

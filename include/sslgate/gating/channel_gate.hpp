@@ -26,7 +26,29 @@ struct gate_result {
   std::vector<int> active;  // open channels per sample, ||b(n)||_1
 };
 
+// ||b(n)||_1 per sample of a 0/1 mask [N, C] (read on the host: one small copy for a device mask).
+template <real T>
+std::vector<int> open_counts(const tensor<T>& mask) {
+  const std::int64_t n = mask.dim(0), c = mask.dim(1);
+  std::vector<T> keep;
+  const T* m = ops::host_view(mask, keep);
+  std::vector<int> counts(static_cast<std::size_t>(n), 0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t k = 0; k < c; ++k) counts[static_cast<std::size_t>(i)] += m[i * c + k] != T(0);
+  return counts;
+}
+
 namespace ops {
+
+// Uniform [0, 1) values drawn from r on device d: the same numbers on every device (Philox by position).
+template <real T>
+tensor<T> uniform_on(device d, const shape& s, rng& r) {
+  if (d.kind == device_kind::cpu) return tensor<T>::uniform(s, r);
+  tensor<T> u(s, d);
+  on_device("uniform", u);
+  if constexpr (cuda_kernels<T>) cuda::philox_uniform(u.data(), s.numel(), r.seed(), r.stream(), r.advance(static_cast<std::uint64_t>(s.numel())));
+  return u;
+}
 
 // Logistic noise from uniform u, as the reference computes it (the 1e-8 keeps the logs finite).
 template <real T>
@@ -38,8 +60,18 @@ T logistic_noise(T u) {
 template <real T>
 tensor<T> gate_sample(tape<T>& tp, const tensor<T>& logits, const tensor<T>& u, double tau) {
   check_same_shape("gate_sample", logits, u);
+  check_same_device("gate_sample", logits, {&u});
   SSLGATE_CHECK(tau > 0, value_error, "gate_sample", "temperature must be positive, got {}", tau);
   tensor<T> b = tensor<T>::empty_like(logits), soft = tensor<T>::empty_like(logits);
+  if (on_device("gate_sample", logits)) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::gate_sample_forward(b.data(), soft.data(), logits.data(), u.data(), logits.numel(), tau);
+      tp.record({logits}, b, [soft, tau](grad_slots<T>& g, const tensor<T>& dy) {
+        cuda::gate_sample_backward(g[0].data(), dy.data(), soft.data(), soft.numel(), tau);
+      });
+    }
+    return b;
+  }
   for (std::int64_t i = 0; i < logits.numel(); ++i) {
     const double z = (static_cast<double>(logits[i]) + static_cast<double>(logistic_noise(u[i]))) / tau;
     soft[i] = static_cast<T>(1.0 / (1.0 + std::exp(-z)));
@@ -56,6 +88,10 @@ tensor<T> gate_sample(tape<T>& tp, const tensor<T>& logits, const tensor<T>& u, 
 template <real T>
 tensor<T> gate_threshold(const tensor<T>& logits) {
   tensor<T> b = tensor<T>::empty_like(logits);
+  if (on_device("gate_threshold", logits)) {
+    if constexpr (cuda_kernels<T>) cuda::gate_threshold(b.data(), logits.data(), logits.numel());
+    return b;
+  }
   for (std::int64_t i = 0; i < logits.numel(); ++i) b[i] = logits[i] >= T(0) ? T(1) : T(0);
   return b;
 }
@@ -86,15 +122,13 @@ class channel_gate {
       tensor<T> noise_u = u;
       if (noise_u.empty()) {
         SSLGATE_CHECK(noise != nullptr, value_error, "channel_gate", "training mode needs a noise source");
-        noise_u = tensor<T>::uniform(shape{n, c_out}, *noise);
+        noise_u = ops::uniform_on<T>(x.dev(), shape{n, c_out}, *noise);
       }
       out.mask = ops::gate_sample(tp, out.logits, noise_u, tau);
     } else {
       out.mask = ops::gate_threshold(out.logits);
     }
-    out.active.assign(static_cast<std::size_t>(n), 0);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t c = 0; c < c_out; ++c) out.active[static_cast<std::size_t>(i)] += out.mask[i * c_out + c] != T(0);
+    out.active = open_counts(out.mask);
     return out;
   }
 

@@ -17,6 +17,7 @@
 //     Gradient (plain sum, on every entry, the straight-through path to the gate logits):
 //     d rho / d b_l[n, c] = a_l / (N dense).
 #include <sslgate/autograd/tape.hpp>
+#include <sslgate/ops/elementwise.hpp>
 
 #include <array>
 #include <cmath>
@@ -90,9 +91,10 @@ struct resnet_flops {
   double gated_macs(const std::vector<tensor<T>>& masks) const {
     check_masks(masks);
     double macs = static_cast<double>(fixed_macs);
+    std::vector<T> keep;
     for (int l = 0; l < num_blocks(); ++l) {
       double open = 0;
-      const T* b = masks[l].data();
+      const T* b = ops::host_view(masks[l], keep);
       for (std::int64_t i = 0; i < masks[l].numel(); ++i) open += b[i];
       macs += static_cast<double>(a[l]) * open / static_cast<double>(masks[l].dim(0));
     }
@@ -134,20 +136,26 @@ struct resnet_flops {
     check_masks(masks);
     double y = 0;
     std::vector<double> coef(static_cast<std::size_t>(num_blocks()));
+    std::vector<T> keep;
     for (int l = 0; l < num_blocks(); ++l) {
+      ops::check_same_device("resnet_flops", masks[0], {&masks[l]});
       coef[l] = k * static_cast<double>(a[l]) / static_cast<double>(masks[l].dim(0));
       double open = 0;
-      const T* b = masks[l].data();
+      const T* b = ops::host_view(masks[l], keep);
       for (std::int64_t i = 0; i < masks[l].numel(); ++i) open += b[i];
       y += coef[l] * open;
     }
-    tensor<T> out = tensor<T>::full(shape{}, static_cast<T>(y + c0));
+    tensor<T> out = tensor<T>::full(shape{}, static_cast<T>(y + c0), masks[0].dev());
     tp.record(masks, out, [coef](grad_slots<T>& g, const tensor<T>& dy) {
+      const double dyv = static_cast<double>(dy.item());
       for (int l = 0; l < static_cast<int>(coef.size()); ++l) {
         if (!g.needed(l)) continue;
-        const T d = static_cast<T>(coef[l] * static_cast<double>(dy[0]));
+        const T d = static_cast<T>(coef[l] * dyv);
         tensor<T>& gl = g[l];
-        for (std::int64_t i = 0; i < gl.numel(); ++i) gl[i] += d;
+        if (gl.on_cpu())
+          for (std::int64_t i = 0; i < gl.numel(); ++i) gl[i] += d;
+        else
+          ops::detail::add_into(gl, tensor<T>::full(gl.dims(), d, gl.dev()));
       }
     });
     return out;

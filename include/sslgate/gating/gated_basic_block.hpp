@@ -45,7 +45,9 @@ class gated_basic_block {
     const tensor<T> h = ops::mul(tp, relu_bn(tp, conv1_dense(tp, x, st), bn1_g, st), mask);
     if (!st.fused) return finish(tp, x, conv2_dense(tp, h, st), bn2_g, st);
     auto lists = ops::active_channels(g.mask);
-    if (!st.skip_always && !ops::per_sample_skip_pays(h.dim(2) * h.dim(3), lists)) return finish(tp, x, conv2_dense(tp, h, st), bn2_g, st);
+    // On the GPU the gathered implicit GEMM always skips; on the CPU only where that beats the dense kernel.
+    if (!st.skip_always && h.on_cpu() && !ops::per_sample_skip_pays(h.dim(2) * h.dim(3), lists))
+      return finish(tp, x, conv2_dense(tp, h, st), bn2_g, st);
     const tensor<T> o = ops::conv2d_gated_input(tp, h, conv2.weight, std::move(lists), 1, 1, &st.executed_macs);
     return finish(tp, x, o, bn2_g, st);
   }
@@ -110,6 +112,18 @@ class gated_basic_block {
     const int ho = p1.out_h(), wo = p1.out_w();
     const std::int64_t plane = static_cast<std::int64_t>(ho) * wo, in_plane = x.dim(2) * x.dim(3);
     const auto [s1, b1] = folded(bn1_g);
+    if (ops::on_device("gated_basic_block", x)) {
+      if constexpr (ops::cuda_kernels<T>) {
+        const cuda::active_lists open(g.mask.data(), n, c_out);
+        const auto scale = ops::to_device_buffer(s1, x.dev()), shift = ops::to_device_buffer(b1, x.dev());
+        tensor<T> h(shape{n, c_out, ho, wo}, x.dev()), o(shape{n, c_out, ho, wo}, x.dev());
+        cuda::conv2d_gated_output_forward(h.data(), x.data(), conv1.weight.data(), scale.data(), shift.data(), ops::detail::device_geometry(p1), open);
+        cuda::conv2d_gated_input_forward(o.data(), h.data(), conv2.weight.data(), {n, c_out, ho, wo, c_out, 3, 3, 1, 1}, open);
+        for (int c : g.active) st.executed_macs += static_cast<std::int64_t>(c) * (static_cast<std::int64_t>(c_in) + c_out) * 9 * plane;
+        tape<T> none(grad_mode::off);
+        return finish(none, x, o, bn2_g, st);
+      }
+    }
     if constexpr (std::is_same_v<T, float>) {
       // Float: batched kernels on weights transformed once per call (ops/cpu/gated_conv.hpp).
       const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
@@ -155,22 +169,21 @@ class gated_basic_block {
   static void force(gate_result<T>& g, const tensor<T>& mask) {
     check_same_shape("gated_basic_block", g.mask, mask);
     g.mask = mask;
-    const std::int64_t c = mask.dim(1);
-    for (std::size_t i = 0; i < g.active.size(); ++i) {
-      g.active[i] = 0;
-      for (std::int64_t k = 0; k < c; ++k) g.active[i] += mask[static_cast<std::int64_t>(i) * c + k] != T(0);
-    }
+    g.active = open_counts(mask);
   }
 
   // Eval BN as y = x * scale + shift per channel.
   static std::pair<std::vector<T>, std::vector<T>> folded(const layers::batchnorm<T>& bn) {
     const auto c = static_cast<std::size_t>(bn.channels());
-    std::vector<T> scale(c), shift(c);
+    std::vector<T> scale(c), shift(c), kw, kb, km, kv;
+    const T* w = bn.weight.empty() ? nullptr : ops::host_view(bn.weight, kw);
+    const T* b = bn.bias.empty() ? nullptr : ops::host_view(bn.bias, kb);
+    const T* mean = ops::host_view(bn.running_mean, km);
+    const T* var = ops::host_view(bn.running_var, kv);
     for (std::size_t k = 0; k < c; ++k) {
-      const auto i = static_cast<std::int64_t>(k);
-      const double s = (bn.weight.empty() ? 1.0 : static_cast<double>(bn.weight[i])) / std::sqrt(static_cast<double>(bn.running_var[i]) + bn.eps);
+      const double s = (w ? static_cast<double>(w[k]) : 1.0) / std::sqrt(static_cast<double>(var[k]) + bn.eps);
       scale[k] = static_cast<T>(s);
-      shift[k] = static_cast<T>((bn.bias.empty() ? 0.0 : static_cast<double>(bn.bias[i])) - static_cast<double>(bn.running_mean[i]) * s);
+      shift[k] = static_cast<T>((b ? static_cast<double>(b[k]) : 0.0) - static_cast<double>(mean[k]) * s);
     }
     return {scale, shift};
   }

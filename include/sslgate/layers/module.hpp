@@ -43,6 +43,16 @@ auto buffers_of(Layer& layer, const std::string& prefix = "") {
   return v.buffers;
 }
 
+// Moves every parameter and buffer of a layer to device dev, in place (tensor::move_to: copies of the tensors,
+// e.g. an optimizer's, see the move).
+template <class Layer>
+void move_to(Layer& layer, device dev) {
+  tensor_visitor<typename Layer::value_type> v;
+  layer.visit(v, "");
+  for (auto& p : v.params) p.value.move_to(dev);
+  for (auto& b : v.buffers) b.value.move_to(dev);
+}
+
 // Kaiming-normal, fan_out, ReLU gain (the reference init of every conv, gate convs included).
 template <real T>
 tensor<T> kaiming_normal_fan_out(const shape& s, rng& r) {

@@ -25,6 +25,17 @@ tensor<T> barlow_diag_offdiag(tape<T>& tp, const tensor<T>& c) {
   check_rank("barlow_twins", c, 2, "cross-correlation");
   const std::int64_t d = c.dim(0);
   SSLGATE_CHECK(c.dim(1) == d, shape_error, "barlow_twins", "cross-correlation must be square, got {}", c.dims());
+  if (ops::on_device("barlow_twins", c)) {
+    // The same two sums from tape ops on the device, with the identity as a mask.
+    tensor<T> eye = tensor<T>::zeros(shape{d, d});
+    for (std::int64_t i = 0; i < d; ++i) eye[i * d + i] = T(1);
+    tensor<T> offdiag = tensor<T>::full(shape{d, d}, T(1));
+    for (std::int64_t i = 0; i < d; ++i) offdiag[i * d + i] = T(0);
+    eye = eye.to(c.dev());
+    offdiag = offdiag.to(c.dev());
+    const tensor<T> miss = ops::sub(tp, eye, ops::mul(tp, c, eye)), rest = ops::mul(tp, c, offdiag);
+    return ops::concat(tp, {ops::reshape(tp, ops::sum(tp, ops::mul(tp, miss, miss)), shape{1}), ops::reshape(tp, ops::sum(tp, ops::mul(tp, rest, rest)), shape{1})}, 0);
+  }
   double on = 0, off = 0;
   const T* p = c.data();
   for (std::int64_t i = 0; i < d; ++i)

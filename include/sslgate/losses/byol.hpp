@@ -59,6 +59,11 @@ struct ema_updater {
     SSLGATE_CHECK(tau >= 0 && tau <= 1, value_error, "ema_updater", "tau must be in [0, 1], got {}", tau);
     for (std::size_t i = 0; i < target.size(); ++i) {
       check_same_shape("ema_updater", target[i], online[i]);
+      if (ops::on_device("ema_updater", target[i])) {
+        tape<T> none(grad_mode::off);
+        target[i].copy_from(ops::add(none, ops::scale(none, target[i], tau), ops::scale(none, online[i], 1 - tau)));
+        continue;
+      }
       T* t = target[i].data();
       const T* o = online[i].data();
       const T a = static_cast<T>(tau), b = static_cast<T>(1 - tau);

@@ -36,7 +36,7 @@ struct simclr {
     const tensor<T> s = ops::scale(tp, ops::matmul(tp, z, z, false, true), 1.0 / temperature);
     tensor<T> self = tensor<T>::zeros(shape{m, m});
     for (std::int64_t i = 0; i < m; ++i) self[i * m + i] = -std::numeric_limits<T>::infinity();
-    const tensor<T> lse = ops::mean(tp, ops::logsumexp(tp, ops::add(tp, s, self)));
+    const tensor<T> lse = ops::mean(tp, ops::logsumexp(tp, ops::add(tp, s, self.to(s.dev()))));
     std::vector<std::int64_t> other(static_cast<std::size_t>(m));
     for (std::int64_t i = 0; i < m; ++i) other[i] = (i + n) % m;
     const tensor<T> pos =

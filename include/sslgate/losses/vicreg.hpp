@@ -10,6 +10,7 @@
 #include <sslgate/losses/loss_terms.hpp>
 #include <sslgate/ops/cpu/gemm.hpp>
 #include <sslgate/ops/elementwise.hpp>
+#include <sslgate/ops/linalg.hpp>
 #include <sslgate/ops/reduce.hpp>
 
 #include <memory>
@@ -26,10 +27,20 @@ namespace detail {
 template <real T>
 tensor<T> offdiag_cov_sq(tape<T>& tp, const tensor<T>& z) {
   constexpr std::string_view op = "vicreg covariance";
-  ops::check_cpu(op, z);
   check_rank(op, z, 2, "z");
   const std::int64_t n = z.dim(0), d = z.dim(1);
   SSLGATE_CHECK(n >= 2, shape_error, op, "needs N >= 2 samples (unbiased covariance), got z {}", z.dims());
+  if (ops::on_device(op, z)) {
+    // The same value from tape ops on the device: the sum of every C[i, j]^2 less the diagonal's, with
+    // C[j, j] = sum_n zc[n, j]^2 / (N - 1). The subtraction loses relative precision only in the ratio of the
+    // diagonal's sum to the off-diagonal one (about N / D for uncorrelated features).
+    const double inv = 1.0 / static_cast<double>(n - 1);
+    const tensor<T> zc = ops::sub(tp, z, ops::mean(tp, z, {0}, true));
+    const tensor<T> c = ops::scale(tp, ops::matmul(tp, zc, zc, true, false), inv);
+    const tensor<T> diag = ops::scale(tp, ops::sum(tp, ops::mul(tp, zc, zc), {0}), inv);
+    const tensor<T> all = ops::sum(tp, ops::mul(tp, c, c)), on = ops::sum(tp, ops::mul(tp, diag, diag));
+    return ops::scale(tp, ops::sub(tp, all, on), 1.0 / static_cast<double>(d));
+  }
   auto zc = std::make_shared<std::vector<T>>(static_cast<std::size_t>(n * d));
   {
     std::vector<double> mean(static_cast<std::size_t>(d), 0.0);

@@ -243,7 +243,8 @@ template <real T>
 tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, tensor<T>& running_mean,
                     tensor<T>& running_var, bool training, double momentum, double eps, bool relu, const tensor<T>& residual) {
   const std::string_view op = relu ? "batchnorm_relu" : "batchnorm";
-  check_cpu(op, x);
+  const bool dev = on_device(op, x);
+  check_same_device(op, x, {&weight, &bias, &running_mean, &running_var, &residual});
   if (!residual.empty()) check_same_shape(op, x, residual);
   SSLGATE_CHECK(x.rank() == 2 || x.rank() == 4, shape_error, op, "input must be [N, C] or [N, C, H, W], got shape {}", x.dims());
   const cpu::bn::dims d{x.dim(0), x.dim(1), x.rank() == 4 ? x.dim(2) * x.dim(3) : 1};
@@ -251,7 +252,6 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
     if (p.empty()) return;
     SSLGATE_CHECK(p.rank() == 1 && p.dim(0) == d.c, shape_error, op, "input {} has {} channels but {} has shape {}", x.dims(), d.c,
                   name, p.dims());
-    check_cpu(op, p);
   };
   check_vec(weight, "weight");
   check_vec(bias, "bias");
@@ -265,6 +265,24 @@ tensor<T> batchnorm(tape<T>& tp, const tensor<T>& x, const tensor<T>& weight, co
                 "eval mode needs running statistics, but running_mean and running_var are empty (input {})", x.dims());
   SSLGATE_CHECK(!training || d.count() > 1, value_error, op,
                 "training needs more than 1 value per channel, got input {} ({} per channel)", x.dims(), d.count());
+
+  if (dev) {
+    if constexpr (cuda_kernels<T>) {
+      // The device kernels keep mean and invstd in double on the device; relu and the residual are the plain ops.
+      const cuda::bn_dims dd{d.n, d.c, d.s};
+      const auto ptr = [](const tensor<T>& t) { return t.empty() ? nullptr : t.data(); };
+      device_buffer<double> mean(static_cast<std::size_t>(d.c), x.dev()), invstd(static_cast<std::size_t>(d.c), x.dev());
+      tensor<T> y = tensor<T>::empty_like(x);
+      cuda::batchnorm_forward(y.data(), mean.data(), invstd.data(), x.data(), ptr(weight), ptr(bias), running_mean.empty() ? nullptr : running_mean.data(),
+                              running_var.empty() ? nullptr : running_var.data(), training, momentum, eps, dd);
+      tp.record({x, weight, bias}, y, [x, weight, mean, invstd, training, dd, ptr](grad_slots<T>& g, const tensor<T>& dy) {
+        cuda::batchnorm_backward(g.needed(0) ? g[0].data() : nullptr, g.needed(1) ? g[1].data() : nullptr, g.needed(2) ? g[2].data() : nullptr,
+                                 dy.data(), x.data(), ptr(weight), mean.data(), invstd.data(), training, dd);
+      });
+      if (!relu) return y;
+      return ops::relu(tp, residual.empty() ? y : ops::add(tp, y, residual));
+    }
+  }
 
   const std::size_t nc = static_cast<std::size_t>(d.c);
   // Per-channel values kept for backward: mean, invstd and weight (1 when affine is off).

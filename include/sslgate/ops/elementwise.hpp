@@ -5,15 +5,13 @@
 // Backward adds into the input gradients; a broadcast operand receives the sum over its stretched dims.
 #include <sslgate/autograd/tape.hpp>
 #include <sslgate/ops/cpu/loop.hpp>
+#include <sslgate/ops/device.hpp>
 #include <sslgate/ops/kernels/elementwise.hpp>
 
-namespace sslgate::ops {
+#include <type_traits>
+#include <utility>
 
-template <real T>
-void check_cpu(std::string_view op, const tensor<T>& x) {
-  SSLGATE_CHECK(!x.empty(), shape_error, op, "input is empty");
-  SSLGATE_CHECK(x.dev().kind == device_kind::cpu, value_error, op, "tensor on {} given to the CPU kernel", x.dev().str());
-}
+namespace sslgate::ops {
 
 template <real T>
 cpu::operand<T> arg(const tensor<T>& x) {
@@ -32,11 +30,61 @@ inline shape broadcast_shape(std::string_view op, const shape& a, const shape& b
   return shape(std::span<const std::int64_t>(d.data(), r));
 }
 
+namespace detail {
+// The device kernel code of an element-wise functor and its parameter (scale factor, exponent).
+template <class F>
+std::pair<cuda::unary_op, double> device_unary(const F& f) {
+  using namespace kernels;
+  if constexpr (std::is_same_v<F, neg_fn>) return {cuda::unary_op::neg, 0};
+  else if constexpr (std::is_same_v<F, scale_fn>) return {cuda::unary_op::scale, f.s};
+  else if constexpr (std::is_same_v<F, exp_fn>) return {cuda::unary_op::exp, 0};
+  else if constexpr (std::is_same_v<F, log_fn>) return {cuda::unary_op::log, 0};
+  else if constexpr (std::is_same_v<F, sqrt_fn>) return {cuda::unary_op::sqrt, 0};
+  else if constexpr (std::is_same_v<F, pow_fn>) return {cuda::unary_op::pow, f.p};
+  else if constexpr (std::is_same_v<F, abs_fn>) return {cuda::unary_op::abs, 0};
+  else if constexpr (std::is_same_v<F, relu_fn>) return {cuda::unary_op::relu, 0};
+  else {
+    static_assert(std::is_same_v<F, sigmoid_fn>, "no device kernel for this functor");
+    return {cuda::unary_op::sigmoid, 0};
+  }
+}
+template <class F>
+cuda::binary_op device_binary() {
+  using namespace kernels;
+  if constexpr (std::is_same_v<F, add_fn>) return cuda::binary_op::add;
+  else if constexpr (std::is_same_v<F, sub_fn>) return cuda::binary_op::sub;
+  else if constexpr (std::is_same_v<F, mul_fn>) return cuda::binary_op::mul;
+  else {
+    static_assert(std::is_same_v<F, div_fn>, "no device kernel for this functor");
+    return cuda::binary_op::div;
+  }
+}
+
+// dst += src on dst's device (same shape): the accumulation of gradient slots.
+template <real T>
+void add_into(tensor<T>& dst, const tensor<T>& src) {
+  if (on_device("add_into", dst)) {
+    if constexpr (cuda_kernels<T>) cuda::binary_forward(cuda::binary_op::add, dst.data(), dst.dims(), dst.data(), dst.dims(), src.data(), dst.dims());
+    return;
+  }
+  cpu::map<T>([](auto d, auto v) { return d + v; }, dst.data(), dst.dims(), arg(dst), cpu::operand<T>{src.data(), dst.dims()});
+}
+}  // namespace detail
+
 // y = f(x) with dx += f.grad(x, y, dy).
 template <real T, class F>
 tensor<T> unary(tape<T>& tp, const tensor<T>& x, F f, std::string_view op) {
-  check_cpu(op, x);
   tensor<T> y = tensor<T>::empty_like(x);
+  if (on_device(op, x)) {
+    if constexpr (cuda_kernels<T>) {
+      const auto [code, param] = detail::device_unary(f);
+      cuda::unary_forward(code, y.data(), x.data(), x.numel(), param);
+      tp.record({x}, y, [x, y, code, param](grad_slots<T>& g, const tensor<T>& dy) {
+        cuda::unary_backward(code, g[0].data(), x.data(), y.data(), dy.data(), x.numel(), param);
+      });
+    }
+    return y;
+  }
   cpu::map<T>([f](auto v) { return f(v); }, y.data(), y.dims(), arg(x));
   tp.record({x}, y, [x, y, f](grad_slots<T>& g, const tensor<T>& dy) {
     auto [dx, fresh] = g.slot(0);
@@ -66,9 +114,20 @@ void binary_grad(grad_slots<T>& slots, int i, const tensor<T>& a, const tensor<T
 
 template <real T, class F>
 tensor<T> binary(tape<T>& tp, const tensor<T>& a, const tensor<T>& b, F f, std::string_view op) {
-  check_cpu(op, a);
-  check_cpu(op, b);
-  tensor<T> y(broadcast_shape(op, a.dims(), b.dims()));
+  SSLGATE_CHECK(!b.empty(), shape_error, op, "second input is empty");
+  check_same_device(op, a, {&b});
+  tensor<T> y(broadcast_shape(op, a.dims(), b.dims()), a.dev());
+  if (on_device(op, a)) {
+    if constexpr (cuda_kernels<T>) {
+      const cuda::binary_op code = detail::device_binary<F>();
+      cuda::binary_forward(code, y.data(), y.dims(), a.data(), a.dims(), b.data(), b.dims());
+      tp.record({a, b}, y, [a, b, code](grad_slots<T>& g, const tensor<T>& dy) {
+        for (int i = 0; i < 2; ++i)
+          if (g.needed(i)) cuda::binary_backward(code, i, g[i].data(), a.data(), a.dims(), b.data(), b.dims(), dy.data(), dy.dims());
+      });
+    }
+    return y;
+  }
   cpu::map<T>([f](auto av, auto bv) { return f(av, bv); }, y.data(), y.dims(), arg(a), arg(b));
   tp.record({a, b}, y, [a, b, f](grad_slots<T>& g, const tensor<T>& dy) {
     if (g.needed(0)) detail::binary_grad(g, 0, a, b, dy, [f](auto av, auto bv, auto d) { return f.grad_a(av, bv, d); });
@@ -95,7 +154,7 @@ template <real T> tensor<T> div(tape<T>& tp, const tensor<T>& a, const tensor<T>
 // x + c for a constant c.
 template <real T>
 tensor<T> add_scalar(tape<T>& tp, const tensor<T>& x, T c) {
-  return add(tp, x, tensor<T>::full(shape{}, c));
+  return add(tp, x, tensor<T>::full(shape{}, c, x.dev()));
 }
 
 }  // namespace sslgate::ops

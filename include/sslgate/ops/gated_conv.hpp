@@ -18,9 +18,11 @@ std::vector<std::vector<int>> active_channels(const tensor<T>& mask) {
   check_rank("active_channels", mask, 2, "mask");
   std::vector<std::vector<int>> lists(static_cast<std::size_t>(mask.dim(0)));
   const std::int64_t c = mask.dim(1);
+  std::vector<T> keep;
+  const T* m = host_view(mask, keep);
   for (std::int64_t n = 0; n < mask.dim(0); ++n)
     for (std::int64_t k = 0; k < c; ++k)
-      if (mask[n * c + k] != T(0)) lists[static_cast<std::size_t>(n)].push_back(static_cast<int>(k));
+      if (m[n * c + k] != T(0)) lists[static_cast<std::size_t>(n)].push_back(static_cast<int>(k));
   return lists;
 }
 
@@ -152,14 +154,32 @@ std::int64_t conv2d_gated_input_backward_weight(T* dw, const T* dy, const T* x, 
 template <real T>
 tensor<T> conv2d_gated_input(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, std::vector<std::vector<int>> active, int stride, int padding,
                              std::int64_t* macs = nullptr) {
-  check_cpu("conv2d_gated_input", x);
+  check_same_device("conv2d_gated_input", x, {&w});
+  const bool dev = on_device("conv2d_gated_input", x);
   const cpu::conv2d_params p = conv2d_geometry(x, w, stride, padding);
   SSLGATE_CHECK(static_cast<std::int64_t>(active.size()) == x.dim(0), shape_error, "conv2d_gated_input",
                 "{} channel lists for input {}", active.size(), x.dims());
   for (const auto& list : active)
     for (int c : list)
       SSLGATE_CHECK(c >= 0 && c < p.c_in, shape_error, "conv2d_gated_input", "channel {} out of range for input {}", c, x.dims());
-  tensor<T> y(shape{p.n, p.c_out, p.out_h(), p.out_w()});
+  tensor<T> y(shape{p.n, p.c_out, p.out_h(), p.out_w()}, x.dev());
+  if (dev) {
+    if constexpr (cuda_kernels<T>) {
+      // The lists go to the device as a 0/1 mask, from which the kernels' index lists are built there.
+      std::vector<float> open(static_cast<std::size_t>(p.n) * p.c_in, 0.f);
+      for (std::size_t i = 0; i < active.size(); ++i)
+        for (int c : active[i]) open[i * static_cast<std::size_t>(p.c_in) + static_cast<std::size_t>(c)] = 1.f;
+      const cuda::active_lists lists(to_device_buffer(open, x.dev()).data(), p.n, p.c_in);
+      const cuda::conv_geom g = detail::device_geometry(p);
+      cuda::conv2d_gated_input_forward(y.data(), x.data(), w.data(), g, lists);
+      if (macs != nullptr) *macs += cpu::gated_input_macs(p, active);
+      tp.record({x, w}, y, [x, w, g, lists](grad_slots<T>& gs, const tensor<T>& dy) {
+        if (gs.needed(0)) detail::device_conv::backward_data(gs[0].data(), dy.data(), w.data(), g);
+        if (gs.needed(1)) cuda::conv2d_gated_input_backward_weight(gs[1].data(), dy.data(), x.data(), g, lists);
+      });
+    }
+    return y;
+  }
   const std::int64_t executed = cpu::conv2d_gated_input_forward(y.data(), x.data(), w.data(), p, active);
   if (macs != nullptr) *macs += executed;
   tp.record({x, w}, y, [x, w, p, active = std::move(active)](grad_slots<T>& g, const tensor<T>& dy) {

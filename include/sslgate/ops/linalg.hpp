@@ -16,17 +16,27 @@ tensor<T> matmul(tape<T>& tp, const tensor<T>& a, const tensor<T>& b, bool trans
   const long n = trans_b ? b.dim(0) : b.dim(1), kb = trans_b ? b.dim(1) : b.dim(0);
   SSLGATE_CHECK(k == kb, shape_error, "matmul", "inner sizes differ: a {}{} and b {}{}", a.dims(), trans_a ? "^T" : "", b.dims(),
                 trans_b ? "^T" : "");
-  tensor<T> y(shape{m, n});
-  cpu::gemm<T>(y.data(), a.data(), b.data(), m, n, k, trans_a, trans_b, T(0));
-  tp.record({a, b}, y, [a, b, m, n, k, trans_a, trans_b](grad_slots<T>& g, const tensor<T>& dy) {
+  check_same_device("matmul", a, {&b});
+  const bool dev = on_device("matmul", a);
+  // C[M, N] = beta C + A' B' on the operands' device.
+  const auto gemm = [dev](T* c, const T* x, const T* y, long mm, long nn, long kk, bool ta, bool tb, T beta) {
+    if (dev) {
+      if constexpr (cuda_kernels<T>) cuda::gemm(c, x, y, mm, nn, kk, ta, tb, beta);
+    } else {
+      cpu::gemm<T>(c, x, y, mm, nn, kk, ta, tb, beta);
+    }
+  };
+  tensor<T> y(shape{m, n}, a.dev());
+  gemm(y.data(), a.data(), b.data(), m, n, k, trans_a, trans_b, T(0));
+  tp.record({a, b}, y, [a, b, m, n, k, trans_a, trans_b, gemm](grad_slots<T>& g, const tensor<T>& dy) {
     // y = A'B': dA' = dy B'^T, dB' = A'^T dy, written in each operand's storage order.
     if (g.needed(0)) {
-      if (!trans_a) cpu::gemm<T>(g[0].data(), dy.data(), b.data(), m, k, n, false, !trans_b, T(1));
-      else cpu::gemm<T>(g[0].data(), b.data(), dy.data(), k, m, n, trans_b, true, T(1));
+      if (!trans_a) gemm(g[0].data(), dy.data(), b.data(), m, k, n, false, !trans_b, T(1));
+      else gemm(g[0].data(), b.data(), dy.data(), k, m, n, trans_b, true, T(1));
     }
     if (g.needed(1)) {
-      if (!trans_b) cpu::gemm<T>(g[1].data(), a.data(), dy.data(), k, n, m, !trans_a, false, T(1));
-      else cpu::gemm<T>(g[1].data(), dy.data(), a.data(), n, k, m, true, trans_a, T(1));
+      if (!trans_b) gemm(g[1].data(), a.data(), dy.data(), k, n, m, !trans_a, false, T(1));
+      else gemm(g[1].data(), dy.data(), a.data(), n, k, m, true, trans_a, T(1));
     }
   });
   return y;
@@ -46,11 +56,18 @@ tensor<T> linear(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, const tens
 
 template <real T>
 tensor<T> transpose(tape<T>& tp, const tensor<T>& x, int d0 = 0, int d1 = 1) {
-  check_cpu("transpose", x);
+  const bool dev = on_device("transpose", x);
   const int a0 = x.dims().axis(d0), a1 = x.dims().axis(d1);
   shape out = x.dims();
   std::swap(out[a0], out[a1]);
-  tensor<T> y(out);
+  tensor<T> y(out, x.dev());
+  if (dev) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::swap_axes(y.data(), x.data(), x.dims(), a0, a1, false);
+      tp.record({x}, y, [out, a0, a1](grad_slots<T>& g, const tensor<T>& dy) { cuda::swap_axes(g[0].data(), dy.data(), out, a0, a1, true); });
+    }
+    return y;
+  }
   // Source strides permuted to the output's index order: y[i] = x[permuted index].
   auto permute = [a0, a1](T* dst, const T* src, const shape& in) {
     shape o = in;

@@ -83,11 +83,21 @@ void l2_normalize_backward(T* dx, const T* dy, const T* y, const T* norm, std::i
 template <real T>
 tensor<T> l2_normalize(tape<T>& tp, const tensor<T>& x, double eps = 1e-12) {
   constexpr std::string_view op = "l2_normalize";
-  check_cpu(op, x);
+  const bool dev = on_device(op, x);
   SSLGATE_CHECK(x.rank() == 2, shape_error, op, "input must be [N, D], got shape {}", x.dims());
   SSLGATE_CHECK(eps > 0 && std::isfinite(eps), value_error, op, "eps must be finite and > 0, got {}", eps);
   const std::int64_t n = x.dim(0), d = x.dim(1);
   tensor<T> y = tensor<T>::empty_like(x);
+  if (dev) {
+    if constexpr (cuda_kernels<T>) {
+      device_buffer<T> norm(static_cast<std::size_t>(n), x.dev());
+      cuda::l2_normalize_forward(y.data(), norm.data(), x.data(), n, d, eps);
+      tp.record({x}, y, [y, norm, n, d, eps](grad_slots<T>& g, const tensor<T>& dy) {
+        cuda::l2_normalize_backward(g[0].data(), dy.data(), y.data(), norm.data(), n, d, eps);
+      });
+    }
+    return y;
+  }
   if (!tp.tracks({&x})) {
     l2_normalize_forward(y.data(), static_cast<T*>(nullptr), x.data(), n, d, eps);
     return y;

@@ -32,7 +32,7 @@ struct pool2d_geometry {
 namespace detail {
 template <real T>
 pool2d_geometry pool2d_check(std::string_view op, const tensor<T>& x, int kernel, int stride, int padding) {
-  check_cpu(op, x);
+  SSLGATE_CHECK(!x.empty(), shape_error, op, "input is empty");
   SSLGATE_CHECK(x.rank() == 4, shape_error, op, "input must be [N, C, H, W], got shape {}", x.dims());
   SSLGATE_CHECK(kernel >= 1 && stride >= 1, value_error, op, "kernel {} and stride {} must be >= 1", kernel, stride);
   SSLGATE_CHECK(padding >= 0 && 2 * padding <= kernel, value_error, op, "padding {} must be in [0, kernel / 2] for kernel {}", padding,
@@ -43,6 +43,7 @@ pool2d_geometry pool2d_check(std::string_view op, const tensor<T>& x, int kernel
   return {x.dim(0) * x.dim(1), h, w, (h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1, kernel, stride,
           padding};
 }
+inline cuda::pool_geom device_geometry(const pool2d_geometry& g) { return {g.planes, g.h, g.w, g.oh, g.ow, g.k, g.s, g.p}; }
 }  // namespace detail
 
 // Buffer-level kernels. One window: rows [oy*s - p, oy*s - p + k) clipped to [0, H), columns likewise.
@@ -171,7 +172,14 @@ void global_avg_pool_backward(T* dx, const T* dy, std::int64_t planes, std::int6
 template <real T>
 tensor<T> avg_pool2d(tape<T>& tp, const tensor<T>& x, int kernel, int stride, int padding = 0) {
   const pool2d_geometry g = detail::pool2d_check("avg_pool2d", x, kernel, stride, padding);
-  tensor<T> y(shape{x.dim(0), x.dim(1), g.oh, g.ow});
+  tensor<T> y(shape{x.dim(0), x.dim(1), g.oh, g.ow}, x.dev());
+  if (on_device("avg_pool2d", x)) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::avg_pool2d_forward(y.data(), x.data(), detail::device_geometry(g));
+      tp.record({x}, y, [g](grad_slots<T>& gs, const tensor<T>& dy) { cuda::avg_pool2d_backward(gs[0].data(), dy.data(), detail::device_geometry(g)); });
+    }
+    return y;
+  }
   avg_pool2d_forward(y.data(), x.data(), g);
   tp.record({x}, y, [g](grad_slots<T>& gs, const tensor<T>& dy) {
     if (gs.needed(0)) avg_pool2d_backward(gs[0].data(), dy.data(), g);
@@ -184,7 +192,19 @@ tensor<T> max_pool2d(tape<T>& tp, const tensor<T>& x, int kernel, int stride, in
   const pool2d_geometry g = detail::pool2d_check("max_pool2d", x, kernel, stride, padding);
   SSLGATE_CHECK(g.in_plane() <= std::numeric_limits<std::int32_t>::max(), shape_error, "max_pool2d",
                 "input {} has more than 2^31 values per plane", x.dims());
-  tensor<T> y(shape{x.dim(0), x.dim(1), g.oh, g.ow});
+  tensor<T> y(shape{x.dim(0), x.dim(1), g.oh, g.ow}, x.dev());
+  if (on_device("max_pool2d", x)) {
+    if constexpr (cuda_kernels<T>) {
+      const bool keep = tp.tracks({&x});
+      device_buffer<std::int32_t> idx = keep ? device_buffer<std::int32_t>(static_cast<std::size_t>(y.numel()), x.dev()) : device_buffer<std::int32_t>{};
+      cuda::max_pool2d_forward(y.data(), keep ? idx.data() : nullptr, x.data(), detail::device_geometry(g));
+      if (keep)
+        tp.record({x}, y, [g, idx](grad_slots<T>& gs, const tensor<T>& dy) {
+          cuda::max_pool2d_backward(gs[0].data(), dy.data(), idx.data(), detail::device_geometry(g));
+        });
+    }
+    return y;
+  }
   if (!tp.tracks({&x})) {
     max_pool2d_forward(y.data(), static_cast<std::int32_t*>(nullptr), x.data(), g);
     return y;
@@ -199,11 +219,18 @@ tensor<T> max_pool2d(tape<T>& tp, const tensor<T>& x, int kernel, int stride, in
 
 template <real T>
 tensor<T> global_avg_pool(tape<T>& tp, const tensor<T>& x) {
-  check_cpu("global_avg_pool", x);
+  const bool dev = on_device("global_avg_pool", x);
   SSLGATE_CHECK(x.rank() == 4, shape_error, "global_avg_pool", "input must be [N, C, H, W], got shape {}", x.dims());
   const std::int64_t planes = x.dim(0) * x.dim(1), s = x.dim(2) * x.dim(3);
   SSLGATE_CHECK(s > 0, shape_error, "global_avg_pool", "input {} has empty maps", x.dims());
-  tensor<T> y(shape{x.dim(0), x.dim(1)});
+  tensor<T> y(shape{x.dim(0), x.dim(1)}, x.dev());
+  if (dev) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::global_avg_pool_forward(y.data(), x.data(), planes, s);
+      tp.record({x}, y, [planes, s](grad_slots<T>& gs, const tensor<T>& dy) { cuda::global_avg_pool_backward(gs[0].data(), dy.data(), planes, s); });
+    }
+    return y;
+  }
   global_avg_pool_forward(y.data(), x.data(), planes, s);
   tp.record({x}, y, [planes, s](grad_slots<T>& gs, const tensor<T>& dy) {
     if (gs.needed(0)) global_avg_pool_backward(gs[0].data(), dy.data(), planes, s);

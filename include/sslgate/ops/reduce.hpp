@@ -31,13 +31,21 @@ inline std::int64_t reduced_count(const shape& s, const shape& kept) { return ke
 
 template <real T>
 tensor<T> sum(tape<T>& tp, const tensor<T>& x, std::vector<int> dims, bool keepdim = false) {
-  check_cpu("sum", x);
+  const bool dev = on_device("sum", x);
   const shape kept = detail::reduced_shape("sum", x.dims(), dims, true);
-  tensor<T> y = tensor<T>::zeros(kept);
-  cpu::sum_to_add(y.data(), kept, x.data(), x.dims());
+  tensor<T> y = tensor<T>::zeros(kept, x.dev());
+  if (dev) {
+    if constexpr (cuda_kernels<T>) cuda::sum_to_add(y.data(), kept, x.data(), x.dims());
+  } else {
+    cpu::sum_to_add(y.data(), kept, x.data(), x.dims());
+  }
   if (!keepdim) y = y.view_as(detail::reduced_shape("sum", x.dims(), dims, false));
-  tp.record({x}, y, [kept](grad_slots<T>& g, const tensor<T>& dy) {
+  tp.record({x}, y, [kept, dev](grad_slots<T>& g, const tensor<T>& dy) {
     tensor<T>& dx = g[0];  // dx += dy broadcast back over the reduced dims
+    if (dev) {
+      if constexpr (cuda_kernels<T>) cuda::broadcast_add(dx.data(), dx.dims(), dy.data(), kept);
+      return;
+    }
     cpu::map<T>([](auto d, auto v) { return d + v; }, dx.data(), dx.dims(), arg(dx), cpu::operand<T>{dy.data(), kept});
   });
   return y;

@@ -150,7 +150,7 @@ void softmax_rows_backward(T* dx, const T* x, const T* lse, const T* coef, const
 namespace detail {
 template <real T>
 void check_rows(std::string_view op, const tensor<T>& x) {
-  check_cpu(op, x);
+  SSLGATE_CHECK(!x.empty(), shape_error, op, "input is empty");
   SSLGATE_CHECK(x.rank() == 2, shape_error, op, "input must be [N, C], got shape {}", x.dims());
   SSLGATE_CHECK(x.dim(1) >= 1, shape_error, op, "input {} has no classes", x.dims());
 }
@@ -161,6 +161,13 @@ tensor<T> log_softmax(tape<T>& tp, const tensor<T>& x) {
   detail::check_rows("log_softmax", x);
   const std::int64_t n = x.dim(0), c = x.dim(1);
   tensor<T> y = tensor<T>::empty_like(x);
+  if (on_device("log_softmax", x)) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::log_softmax_forward(y.data(), x.data(), n, c);
+      tp.record({x}, y, [y, n, c](grad_slots<T>& g, const tensor<T>& dy) { cuda::log_softmax_backward(g[0].data(), dy.data(), y.data(), n, c); });
+    }
+    return y;
+  }
   log_softmax_forward(y.data(), x.data(), n, c);
   tp.record({x}, y, [y, n, c](grad_slots<T>& g, const tensor<T>& dy) {
     if (g.needed(0)) log_softmax_backward(g[0].data(), dy.data(), y.data(), n, c);
@@ -172,7 +179,16 @@ template <real T>
 tensor<T> logsumexp(tape<T>& tp, const tensor<T>& x) {
   detail::check_rows("logsumexp", x);
   const std::int64_t n = x.dim(0), c = x.dim(1);
-  tensor<T> y(shape{n});
+  tensor<T> y(shape{n}, x.dev());
+  if (on_device("logsumexp", x)) {
+    if constexpr (cuda_kernels<T>) {
+      cuda::logsumexp_forward(y.data(), x.data(), n, c);
+      tp.record({x}, y, [x, y, n, c](grad_slots<T>& g, const tensor<T>& dy) {
+        cuda::softmax_rows_backward(g[0].data(), x.data(), y.data(), dy.data(), nullptr, n, c);
+      });
+    }
+    return y;
+  }
   logsumexp_forward(y.data(), x.data(), n, c);
   tp.record({x}, y, [x, y, n, c](grad_slots<T>& g, const tensor<T>& dy) {
     if (g.needed(0)) softmax_rows_backward(g[0].data(), x.data(), y.data(), dy.data(), static_cast<const int*>(nullptr), n, c);
@@ -191,6 +207,25 @@ tensor<T> cross_entropy(tape<T>& tp, const tensor<T>& logits, const std::vector<
   for (std::int64_t r = 0; r < n; ++r)
     SSLGATE_CHECK(labels[r] >= 0 && labels[r] < c, value_error, op, "label {} at index {} is out of range [0, {}) for logits {}",
                   labels[r], r, c, logits.dims());
+  if (on_device(op, logits)) {
+    if constexpr (cuda_kernels<T>) {
+      // The mean runs on the host from the row log-sum-exps and the logits (small: N x classes).
+      device_buffer<T> lse(static_cast<std::size_t>(n), logits.dev());
+      cuda::logsumexp_forward(lse.data(), logits.data(), n, c);
+      std::vector<T> lse_host(static_cast<std::size_t>(n));
+      backend_for(op, logits.dev()).copy(lse_host.data(), sslgate::cpu, lse.data(), logits.dev(), lse_host.size() * sizeof(T));
+      const std::vector<T> x = logits.to_vector();
+      double total = 0;
+      for (std::int64_t r = 0; r < n; ++r) total += static_cast<double>(lse_host[r]) - static_cast<double>(x[r * c + labels[r]]);
+      tensor<T> y = tensor<T>::full(shape{}, static_cast<T>(total / static_cast<double>(n)), logits.dev());
+      const device_buffer<int> label = to_device_buffer(labels, logits.dev());
+      tp.record({logits}, y, [logits, lse, label, n, c](grad_slots<T>& g, const tensor<T>& dy) {
+        const auto coef = to_device_buffer(std::vector<T>(static_cast<std::size_t>(n), static_cast<T>(dy.item() / static_cast<double>(n))), logits.dev());
+        cuda::softmax_rows_backward(g[0].data(), logits.data(), lse.data(), coef.data(), label.data(), n, c);
+      });
+      return y;
+    }
+  }
   auto lse = std::make_shared<std::vector<T>>(static_cast<std::size_t>(n));
   logsumexp_forward(lse->data(), logits.data(), n, c);
   double total = 0;

@@ -5,6 +5,10 @@
 //   w -= lr_g * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 // Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 1e-2. exclude_from_lars is ignored.
 // step() consumes each parameter's gradient; parameters without a gradient are skipped (their t stays).
+// Parameters on a CUDA device (float32) step there (core/cuda/optim.hpp) with the same float scalars, rounded
+// where the CPU loop rounds.
+#include <sslgate/core/cuda/optim.hpp>
+#include <sslgate/ops/device.hpp>
 #include <sslgate/optim/param_group.hpp>
 
 #include <cmath>
@@ -35,6 +39,8 @@ class adamw {
         const tensor<T> g = w.grad();
         if (g.empty()) continue;
         slot& s = slots_[gi][i];
+        const bool on_gpu = ops::on_device("adamw", w);
+        if (on_gpu) ops::check_same_device("adamw", w, {&g, &s.m, &s.v});
         if (s.m.empty()) {
           s.m = tensor<T>::zeros_like(w);
           s.v = tensor<T>::zeros_like(w);
@@ -44,6 +50,12 @@ class adamw {
         const double bc2 = 1 - std::pow(opt_.beta2, static_cast<double>(s.t));
         const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2), decay = static_cast<T>(1 - lr * wd);
         const T step_size = static_cast<T>(lr / bc1), sq = static_cast<T>(std::sqrt(bc2)), eps = static_cast<T>(opt_.eps);
+        if (on_gpu) {
+          if constexpr (ops::cuda_kernels<T>)
+            cuda::adamw_update(w.data(), s.m.data(), s.v.data(), g.data(), w.numel(), b1, b2, decay, step_size, sq, eps);
+          w.zero_grad();
+          continue;
+        }
         T* p = w.data();
         T* m = s.m.data();
         T* v = s.v.data();
@@ -86,8 +98,8 @@ class adamw {
         const shape& want = groups_[gi].params[i].dims();
         SSLGATE_CHECK(m->dims() == want && v->dims() == want, shape_error, "adamw::load_state", "{} has shape {} but the parameter is {}",
                       key(gi, i, "exp_avg"), m->dims(), want);
-        s.m = m->clone();
-        s.v = v->clone();
+        s.m = detail::copy_to(*m, groups_[gi].params[i].dev());
+        s.v = detail::copy_to(*v, groups_[gi].params[i].dev());
         s.t = static_cast<std::int64_t>(t->item());
       }
   }

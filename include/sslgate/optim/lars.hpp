@@ -9,6 +9,10 @@
 //     buf = g (first step) or momentum * buf + g;   w -= lr_g * buf
 // Defaults: lr 0.6, momentum 0.9, weight decay 1e-4, eta 0.02, eps 1e-8, clip on, 1-D excluded.
 // step() consumes each parameter's gradient (zero_grad); parameters without a gradient are skipped.
+// Parameters on a CUDA device (float32) step there (core/cuda/optim.hpp): the norms come back to the host,
+// so q is the same double expression, and the updates round where the CPU loop does.
+#include <sslgate/core/cuda/optim.hpp>
+#include <sslgate/ops/device.hpp>
 #include <sslgate/optim/param_group.hpp>
 
 #include <algorithm>
@@ -48,10 +52,16 @@ class lars {
     }
     wn = std::sqrt(wn), gn = std::sqrt(gn);
     if (wn == 0 || gn == 0) return -1;
-    double q = eta * wn / (gn + wd * wn + eps);
-    if (clip) q = std::min(q / lr, 1.0);
+    const double q = trust(wn, gn, lr, wd, eta, eps, clip);
     const T tq = static_cast<T>(q), twd = static_cast<T>(wd);
     for (std::int64_t i = 0; i < n; ++i) g[i] = (g[i] + twd * w[i]) * tq;
+    return q;
+  }
+
+  // The factor q (after clipping) from the norms ||w|| > 0 and ||g|| > 0; shared by the CPU and device steps.
+  static double trust(double wn, double gn, double lr, double wd, double eta, double eps, bool clip) {
+    double q = eta * wn / (gn + wd * wn + eps);
+    if (clip) q = std::min(q / lr, 1.0);
     return q;
   }
 
@@ -71,6 +81,11 @@ class lars {
         const tensor<T> grad = w.grad();
         trust_[gi][i] = -1;
         if (grad.empty()) continue;
+        if (ops::on_device("lars", w)) {
+          trust_[gi][i] = step_cuda(w, grad, bufs_[gi][i], uses_lars(gi, i), lr, wd);
+          w.zero_grad();
+          continue;
+        }
         tensor<T> g = grad.clone();
         if (uses_lars(gi, i)) trust_[gi][i] = adjust(g.data(), w.data(), w.numel(), lr, wd, opt_.eta, opt_.eps, opt_.clip);
         tensor<T>& buf = bufs_[gi][i];
@@ -110,11 +125,35 @@ class lars {
         }
         SSLGATE_CHECK(t->dims() == groups_[gi].params[i].dims(), shape_error, "lars::load_state", "{} has shape {} but the parameter is {}",
                       key(gi, i), t->dims(), groups_[gi].params[i].dims());
-        bufs_[gi][i] = t->clone();
+        bufs_[gi][i] = detail::copy_to(*t, groups_[gi].params[i].dev());
       }
   }
 
  private:
+  // step() of one device parameter; returns q (-1: skipped). The gradient is copied only where LARS changes it.
+  // The body is discarded for float64 and CPU-only builds, which never reference the kernels (step() never
+  // gets here for them: on_device throws).
+  double step_cuda(tensor<T>& w, const tensor<T>& grad, tensor<T>& buf, bool use_lars, double lr, double wd) const {
+    double q = -1;
+    if constexpr (ops::cuda_kernels<T>) {
+      ops::check_same_device("lars", w, {&grad, &buf});
+      const std::int64_t n = w.numel();
+      tensor<T> g = grad;
+      if (use_lars) {
+        const double wn = std::sqrt(cuda::sum_squares(w.data(), n)), gn = std::sqrt(cuda::sum_squares(grad.data(), n));
+        if (wn != 0 && gn != 0) {
+          q = trust(wn, gn, lr, wd, opt_.eta, opt_.eps, opt_.clip);
+          g = grad.clone();
+          cuda::lars_adjust(g.data(), w.data(), n, static_cast<float>(wd), static_cast<float>(q));
+        }
+      }
+      const bool first = buf.empty();
+      if (first) buf = tensor<T>::empty_like(w);
+      cuda::momentum_update(w.data(), buf.data(), g.data(), n, static_cast<float>(opt_.momentum), static_cast<float>(lr), first);
+    }
+    return q;
+  }
+
   std::string key(std::size_t gi, std::size_t i) const { return detail::group_label(groups_[gi], gi) + "." + std::to_string(i) + ".momentum"; }
   std::vector<param_group<T>> groups_;
   options opt_;

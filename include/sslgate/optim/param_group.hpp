@@ -39,6 +39,11 @@ const tensor<T>* find_state(const named_state<T>& state, const std::string& name
     if (n == name) return &t;
   return nullptr;
 }
+// A copy of saved state on its parameter's device (checkpoints are read on the CPU; the parameter may be on a GPU).
+template <real T>
+tensor<T> copy_to(const tensor<T>& t, device d) {
+  return t.dev() == d ? t.clone() : t.to(d);
+}
 }  // namespace detail
 
 // Splits parameters into the two groups of METHOD.md §6 plus the gates: rank-1 tensors (BN weights and biases,

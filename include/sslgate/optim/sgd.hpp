@@ -1,6 +1,9 @@
 #pragma once
 // SGD with momentum (PyTorch semantics: buf = m * buf + (g + wd * w), w -= lr * buf; the first step sets buf = g + wd * w).
+// Parameters on a CUDA device (float32) step there (core/cuda/optim.hpp), rounded where the CPU loop rounds.
+#include <sslgate/core/cuda/optim.hpp>
 #include <sslgate/core/tensor.hpp>
+#include <sslgate/ops/device.hpp>
 
 #include <vector>
 
@@ -24,6 +27,16 @@ class sgd {
       const tensor<T> g = w.grad();
       if (g.empty()) continue;
       const bool first = bufs_[i].empty();
+      if (ops::on_device("sgd", w)) {
+        if constexpr (ops::cuda_kernels<T>) {
+          ops::check_same_device("sgd", w, {&g, &bufs_[i]});
+          if (first) bufs_[i] = tensor<T>::empty_like(w);  // the kernel writes it
+          cuda::sgd_update(w.data(), bufs_[i].data(), g.data(), w.numel(), static_cast<float>(opt_.momentum), static_cast<float>(opt_.lr),
+                           static_cast<float>(opt_.weight_decay), first);
+        }
+        w.zero_grad();
+        continue;
+      }
       if (first) bufs_[i] = tensor<T>::zeros_like(w);
       T* b = bufs_[i].data();
       T* p = w.data();
@@ -37,6 +50,9 @@ class sgd {
       w.zero_grad();
     }
   }
+
+  // Momentum buffer of parameter i (empty until its first step).
+  const tensor<T>& momentum_buffer(std::size_t i) const { return bufs_[i]; }
 
  private:
   std::vector<tensor<T>> params_;

@@ -110,7 +110,7 @@ step_output<T> ssl_step(tape<T>& tp, ssl_network<T>& net, const tensor<T>& x1, c
     sum.add("bound" + suffix, 1.0, gating.bound.evaluate(tp, d, p));
     out.rho += static_cast<double>(rho.item());
     if (gated_views == 0)
-      for (std::int64_t l = 0; l < d.numel(); ++l) out.layer_density.push_back(static_cast<double>(d[l]));
+      for (const T v : d.to_vector()) out.layer_density.push_back(static_cast<double>(v));
     ++gated_views;
   }
   if (gated_views > 0) out.rho /= gated_views;

@@ -4,8 +4,10 @@
 // Each function mirrors the CPU kernel of the same name in ops/ (same arguments, same assign/add policy:
 // forward assigns, backward ADDS into dx / dw), with every pointer on the current device and every launch on
 // cuda::current_stream(). The CPU kernels are the oracle (tests/cuda/cuda_ops_test.cpp).
-#include <sslgate/core/cuda/runtime.hpp>
+// Declarations only: the tape ops (ops/device.hpp) see them in every build and call them only in programs
+// built with SSLGATE_WITH_CUDA (set by linking sslgate::cuda).
 #include <sslgate/core/shape.hpp>
+#include <sslgate/core/storage.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -29,6 +31,14 @@ void binary_backward(binary_op op, int which, float* d, const float* a, const sh
 void sum_to_add(float* dst, const shape& ds, const float* src, const shape& ss);
 // dst = src broadcast to shape out, added: dst += broadcast(src) (the backward of sum).
 void broadcast_add(float* dst, const shape& out, const float* src, const shape& ss);
+
+// ---- shape ops (ops/shape_ops.hpp, ops/linalg.hpp transpose) -------------------------------------------------
+// dst rows [dst_at, dst_at + count) of a [outer, dst_size, inner] tensor (+)= src rows [src_at, ...) of
+// [outer, src_size, inner] (add: accumulate, else assign).
+void copy_rows(float* dst, std::int64_t dst_size, std::int64_t dst_at, const float* src, std::int64_t src_size, std::int64_t src_at,
+               std::int64_t count, std::int64_t outer, std::int64_t inner, bool add);
+// y (+)= x (shape s) with axes a0 and a1 swapped.
+void swap_axes(float* y, const float* x, const shape& s, int a0, int a1, bool add);
 
 // ---- GEMM through cuBLAS (ops/cpu/gemm.hpp): C[M, N] = beta C + A' B', row-major -----------------------
 void gemm(float* c, const float* a, const float* b, long m, long n, long k, bool trans_a, bool trans_b, float beta);

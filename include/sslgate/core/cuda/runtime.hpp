@@ -38,10 +38,7 @@ inline constexpr device gpu(int index = 0) { return device{device_kind::cuda, in
 // Moves every parameter and buffer of `layer` (anything with visit(visitor&, prefix)) to dev, in place.
 template <class Layer>
 void to_device(Layer& layer, device dev) {
-  tensor_visitor<typename Layer::value_type> v;
-  layer.visit(v, "");
-  for (auto& p : v.params) p.value.move_to(dev);
-  for (auto& b : v.buffers) b.value.move_to(dev);
+  move_to(layer, dev);
 }
 
 }  // namespace sslgate::cuda

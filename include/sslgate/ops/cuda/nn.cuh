@@ -275,4 +275,33 @@ static __global__ void gate_threshold_kernel(float* b, const float* logits, std:
   SSLGATE_GRID_LOOP(i, n) b[i] = logits[i] >= 0.f ? 1.f : 0.f;
 }
 
+// ---- shape ops -------------------------------------------------------------------------------------------------
+// dst rows [dst_at, dst_at + count) of [outer, dst_size, inner] (+)= src rows [src_at, ...) of [outer, src_size, inner].
+template <bool Add>
+__global__ void copy_rows_kernel(float* dst, std::int64_t dst_size, std::int64_t dst_at, const float* src, std::int64_t src_size,
+                                 std::int64_t src_at, std::int64_t count, std::int64_t inner, std::int64_t n) {
+  SSLGATE_GRID_LOOP(i, n) {
+    const std::int64_t e = i % inner, r = (i / inner) % count, o = i / (inner * count);
+    const float v = src[(o * src_size + src_at + r) * inner + e];
+    float& d = dst[(o * dst_size + dst_at + r) * inner + e];
+    d = Add ? d + v : v;
+  }
+}
+// y (+)= x with two axes swapped: y[i] = x[offset of i's permuted index]; out_extent and in_stride are in y's order.
+struct swap_plan {
+  int rank;
+  std::int64_t out_extent[5], in_stride[5];
+};
+template <bool Add>
+__global__ void swap_axes_kernel(float* y, const float* x, swap_plan p, std::int64_t n) {
+  SSLGATE_GRID_LOOP(i, n) {
+    std::int64_t rem = i, off = 0;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      off += (rem % p.out_extent[d]) * p.in_stride[d];
+      rem /= p.out_extent[d];
+    }
+    y[i] = Add ? y[i] + x[off] : x[off];
+  }
+}
+
 }  // namespace sslgate::cuda::kern
