@@ -16,6 +16,9 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#if SSLGATE_WITH_CUDA
+#include <sslgate/core/cuda/runtime.hpp>
+#endif
 
 namespace sslgate::examples {
 
@@ -39,12 +42,26 @@ struct config {
   std::int64_t train_limit = 0;       // > 0: train on this many training images spread over the set (quick runs)
   std::int64_t eval_train_limit = 0;  // > 0: at most this many training images in the kNN bank
   int knn_every = 0;                  // > 0: kNN of both paths after every this many epochs (knn.csv)
+  std::string device = "cpu";         // cpu, or cuda (GPU 0) in a build with the CUDA backend
 };
 
 // config.json and checkpoint metadata: every field by name; a missing key keeps its default.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(config, dataset, data, out, depth, width, proj_dim, method, mode, td, lambda, gamma, alpha, tau,
                                                 epochs, batch, warmup, lr, weight_decay, threads, workers, seed, max_steps, log_every, keep,
-                                                skip_nonfinite, evaluate, train_limit, eval_train_limit, knn_every)
+                                                skip_nonfinite, evaluate, train_limit, eval_train_limit, knn_every, device)
+
+// The device --device names: "cpu", or "cuda" (GPU 0) where the program is built with the CUDA backend and a
+// GPU is present; otherwise a clear error.
+inline device compute_device(const std::string& name) {
+  if (name == "cpu") return cpu;
+  SSLGATE_CHECK(name == "cuda", value_error, "--device", "unknown device '{}' (cpu, cuda)", name);
+#if SSLGATE_WITH_CUDA
+  SSLGATE_CHECK(cuda::device_count() > 0, value_error, "--device", "no CUDA device found");
+  return cuda::gpu(0);
+#else
+  fail<value_error>("--device", "this program is built without the CUDA backend (configure with SSLGATE_WITH_CUDA=ON)");
+#endif
+}
 
 // Train and test splits of a data set, their transforms and number of classes.
 struct splits {

@@ -99,6 +99,7 @@ struct metrics_sink {
 
 int main(int argc, char** argv) {
   config c;
+  device dev = cpu;
   CLI::App app{"Self-supervised pre-training of a dense + gated ResNet (VICReg-Dual), then kNN evaluation of both paths"};
   app.set_config();  // no INI files: --config below is JSON
   std::string config_file, resume;
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
   app.add_option("--knn-every", c.knn_every, "kNN of both paths every this many epochs, into knn.csv (0: only at the end)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", c.device, "cpu, or cuda (GPU 0; needs the CUDA backend)")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--resume", resume, "Checkpoint to continue from");
   try {
     app.parse(argc, argv);
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
         }
       c = j.get<config>();
     }
+    dev = compute_device(c.device);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const sslgate::error& e) {
@@ -194,6 +197,10 @@ int main(int argc, char** argv) {
       noise_offset = meta.at("noise_offset").get<std::uint64_t>();
       fmt::print("resumed from {} at epoch {}\n", resume, start_epoch);
     }
+    if (dev != cpu) {
+      move_to(net, dev);
+      opt.load_state(opt.state());  // the momentum buffers follow their parameters
+    }
     {
       std::ofstream(fs::path(c.out) / "config.json") << json(c).dump(2) << '\n';
     }
@@ -203,8 +210,8 @@ int main(int argc, char** argv) {
     const bool tty = isatty(STDOUT_FILENO);
     std::int64_t global_step = static_cast<std::int64_t>(start_epoch) * steps_per_epoch;
     const auto t_start = std::chrono::steady_clock::now();
-    fmt::print("pretrain: {} ({} images), ResNet-{} width {}, {} {}, t_d {}, batch {}, {} epochs of {} steps\n", c.dataset, data.train->size(),
-               c.depth, c.width, c.method, c.mode, c.td, c.batch, c.epochs, steps_per_epoch);
+    fmt::print("pretrain: {} ({} images), ResNet-{} width {}, {} {}, t_d {}, batch {}, {} epochs of {} steps, on {}\n", c.dataset,
+               data.train->size(), c.depth, c.width, c.method, c.mode, c.td, c.batch, c.epochs, steps_per_epoch, dev.str());
     bool stop = false;
     for (int epoch = start_epoch; epoch < c.epochs && !stop; ++epoch) {
       const double lr = schedule(epoch), p = std::exp(-c.alpha * epoch);
@@ -216,7 +223,7 @@ int main(int argc, char** argv) {
       while (loader.next(b)) {
         tape<float> tp;
         auto out = std::visit(
-            [&](const auto& l) { return train::ssl_step(tp, net, b.view1, b.view2, l, gating, p, mode, &noise); }, loss);
+            [&](const auto& l) { return train::ssl_step(tp, net, b.view1.to(dev), b.view2.to(dev), l, gating, p, mode, &noise); }, loss);
         const double total = out.objective.value("total");
         bool finite = std::isfinite(total);
         if (!finite) {
@@ -229,8 +236,10 @@ int main(int argc, char** argv) {
         for (const auto& t : net.parameters()) {
           const tensor<float> g = t.grad();
           if (g.empty()) continue;
-          for (float v : g.values())
-            if (!std::isfinite(v)) finite = false;
+          std::vector<float> keep;
+          const float* v = ops::host_view(g, keep);
+          for (std::int64_t i = 0; i < g.numel(); ++i)
+            if (!std::isfinite(v[i])) finite = false;
         }
         if (!finite) {
           SSLGATE_CHECK(c.skip_nonfinite, numeric_error, "pretrain", "non-finite gradient at epoch {} step {}", epoch, step);

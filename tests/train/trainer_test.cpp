@@ -141,11 +141,25 @@ TEST_CASE("pretrain: a diverging run stops with an error naming the step, or ski
   fs::remove_all(data);
 }
 
+TEST_CASE("pretrain --device cuda trains on the GPU where there is one, else exits 2", "[train]") {
+  const fs::path data = toy_cifar("device");
+  const int code = run(toy_flags(data, data / "gpu") + " --epochs 1 --evaluate true --device cuda");
+  if (code == 2) {  // no GPU here, or a build without the CUDA backend: refused before any work
+    CHECK_FALSE(fs::exists(data / "gpu" / "config.json"));
+    return;
+  }
+  REQUIRE(code == 0);
+  CHECK(fs::exists(data / "gpu" / "checkpoint-e0000.safetensors"));
+  const auto eval = read_json(data / "gpu" / "eval.json");
+  CHECK(eval["gated"]["flops_reduction"].get<double>() >= 0.0);
+}
+
 TEST_CASE("pretrain: bad flags exit with status 2, --help lists the flags", "[train]") {
   CHECK(run("--width -1") == 2);
   CHECK(run("--no-such-flag") == 2);
   CHECK(run("--epochs many") == 2);
   CHECK(run("--config /nonexistent.json") == 2);
+  CHECK(run("--device tpu") == 2);
   CHECK(run("--help") == 0);
   const fs::path data = toy_cifar("flags");
   CHECK(run(toy_flags(data, data / "o") + " --method nonsense --epochs 1") == 1);  // a clear error, not a crash

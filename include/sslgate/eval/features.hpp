@@ -27,12 +27,13 @@ inline feature_set extract_features(resnet<float>& net, std::shared_ptr<const da
   std::vector<double> open;  // per block: summed open fraction
   data::two_view_batch b;
   std::int64_t row = 0;
+  const device dev = device_of(net);  // batches go to the network's device, features come back to the host
   while (loader.next(b)) {
     tape<float> none(grad_mode::off);
     forward_state<float> st;
     st.training = false;
     st.route = route;
-    const tensor<float> f = net.forward(none, b.view1, st);
+    const tensor<float> f = net.forward(none, b.view1.to(dev), st).to(cpu);
     std::copy_n(f.data(), f.numel(), out.features.data() + row * net.feature_dim());
     row += f.dim(0);
     for (int l : b.labels) out.labels.push_back(l);

@@ -53,6 +53,14 @@ void move_to(Layer& layer, device dev) {
   for (auto& b : v.buffers) b.value.move_to(dev);
 }
 
+// Where a layer's parameters live (the first one's device; move_to keeps them together).
+template <class Layer>
+device device_of(const Layer& layer) {
+  tensor_visitor<typename Layer::value_type> v;
+  layer.visit(v, "");
+  return v.params.empty() ? cpu : v.params.front().value.dev();
+}
+
 // Kaiming-normal, fan_out, ReLU gain (the reference init of every conv, gate convs included).
 template <real T>
 tensor<T> kaiming_normal_fan_out(const shape& s, rng& r) {

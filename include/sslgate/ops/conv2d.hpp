@@ -45,8 +45,8 @@ struct device_conv {
 
 template <real T>
 tensor<T> conv2d(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, int stride = 1, int padding = 0) {
-  check_same_device("conv2d", x, {&w});
   const bool dev = on_device("conv2d", x);
+  check_same_device("conv2d", x, {&w});
   const cpu::conv2d_params p = conv2d_geometry(x, w, stride, padding);
   tensor<T> y(shape{p.n, p.c_out, p.out_h(), p.out_w()}, x.dev());
   if (dev) {

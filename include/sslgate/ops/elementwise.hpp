@@ -74,8 +74,9 @@ void add_into(tensor<T>& dst, const tensor<T>& src) {
 // y = f(x) with dx += f.grad(x, y, dy).
 template <real T, class F>
 tensor<T> unary(tape<T>& tp, const tensor<T>& x, F f, std::string_view op) {
+  const bool dev = on_device(op, x);
   tensor<T> y = tensor<T>::empty_like(x);
-  if (on_device(op, x)) {
+  if (dev) {
     if constexpr (cuda_kernels<T>) {
       const auto [code, param] = detail::device_unary(f);
       cuda::unary_forward(code, y.data(), x.data(), x.numel(), param);
@@ -114,10 +115,11 @@ void binary_grad(grad_slots<T>& slots, int i, const tensor<T>& a, const tensor<T
 
 template <real T, class F>
 tensor<T> binary(tape<T>& tp, const tensor<T>& a, const tensor<T>& b, F f, std::string_view op) {
+  const bool dev = on_device(op, a);
   SSLGATE_CHECK(!b.empty(), shape_error, op, "second input is empty");
   check_same_device(op, a, {&b});
   tensor<T> y(broadcast_shape(op, a.dims(), b.dims()), a.dev());
-  if (on_device(op, a)) {
+  if (dev) {
     if constexpr (cuda_kernels<T>) {
       const cuda::binary_op code = detail::device_binary<F>();
       cuda::binary_forward(code, y.data(), y.dims(), a.data(), a.dims(), b.data(), b.dims());

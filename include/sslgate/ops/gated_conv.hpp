@@ -154,8 +154,8 @@ std::int64_t conv2d_gated_input_backward_weight(T* dw, const T* dy, const T* x, 
 template <real T>
 tensor<T> conv2d_gated_input(tape<T>& tp, const tensor<T>& x, const tensor<T>& w, std::vector<std::vector<int>> active, int stride, int padding,
                              std::int64_t* macs = nullptr) {
-  check_same_device("conv2d_gated_input", x, {&w});
   const bool dev = on_device("conv2d_gated_input", x);
+  check_same_device("conv2d_gated_input", x, {&w});
   const cpu::conv2d_params p = conv2d_geometry(x, w, stride, padding);
   SSLGATE_CHECK(static_cast<std::int64_t>(active.size()) == x.dim(0), shape_error, "conv2d_gated_input",
                 "{} channel lists for input {}", active.size(), x.dims());

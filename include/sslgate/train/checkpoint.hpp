@@ -31,13 +31,14 @@ inline std::uint32_t crc32_of(std::span<const std::byte> bytes) {
 
 inline fs::path checkpoint_path(const fs::path& dir, std::int64_t epoch) { return dir / fmt::format("checkpoint-e{:04d}.safetensors", epoch); }
 
-// Writes ck atomically to path.
+// Writes ck atomically to path (device tensors are copied to the host first).
 inline void save_checkpoint(const fs::path& path, const checkpoint& ck) {
   io::safetensors_writer w;
   nlohmann::json crc = nlohmann::json::object();
   for (const auto& [name, t] : ck.tensors) {
-    io::add_tensor(w, name, t);
-    crc[name] = crc32_of(std::as_bytes(t.values()));
+    const tensor<float> host = t.to(cpu);
+    io::add_tensor(w, name, host);
+    crc[name] = crc32_of(std::as_bytes(host.values()));
   }
   nlohmann::json meta = ck.meta;
   meta["crc32"] = crc;
@@ -45,8 +46,8 @@ inline void save_checkpoint(const fs::path& path, const checkpoint& ck) {
   w.write(path);
 }
 
-// Reads path into ck.tensors (same names and shapes, else an error naming the first mismatching tensor)
-// and returns the metadata. Every tensor's CRC-32 is verified.
+// Reads path into ck.tensors (same names and shapes, else an error naming the first mismatching tensor; they
+// may live on any device) and returns the metadata. Every tensor's CRC-32 is verified.
 inline nlohmann::json load_checkpoint(const fs::path& path, std::vector<named_tensor<float>>& into) {
   const auto f = io::safetensors_file::read(path);
   auto it = f.metadata().find("sslgate");
