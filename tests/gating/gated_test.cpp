@@ -106,6 +106,45 @@ TEST_CASE("fused gated block equals dense-conv-times-mask, forward and every gra
   }
 }
 
+TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-mask", "[gating]") {
+  // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, and 17x17
+  // with more than one 64-column panel) or in dot form (few tiles: 5x5), conv1 direct (stride 2); random BN
+  // statistics so the folding matters.
+  struct geometry {
+    int c_in, c_out, stride, hw;
+  };
+  for (const auto& g : {geometry{16, 16, 1, 34}, geometry{96, 96, 1, 17}, geometry{128, 128, 1, 5}, geometry{32, 64, 2, 12}})
+    for (double d : {0.0, 0.3, 1.0}) {
+      INFO("c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw << " density " << d);
+      rng init(21);
+      gated_basic_block<float> block(g.c_in, g.c_out, g.stride, init);
+      for (auto* bn : {&block.bn1_g, &block.bn2_g}) {
+        rng r(22);
+        bn->running_mean = tensor<float>::uniform({g.c_out}, r, -0.2f, 0.2f);
+        bn->running_var = tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f);
+        bn->weight.copy_from(tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f));
+      }
+      const tensor<float> x = random({4, g.c_in, g.hw, g.hw}, 23).cast<float>();
+      const tensor<float> mask = random_mask(4, g.c_out, d, 24).cast<float>();
+      std::vector<std::vector<float>> y;
+      for (bool fused : {true, false}) {
+        tape<float> tp(grad_mode::off);
+        forward_state<float> st;
+        st.training = false;
+        st.route = path::gated;
+        st.fused = fused;
+        st.forced_masks.push_back(mask);
+        y.push_back(block.forward(tp, x, st).to_vector());
+      }
+      double num = 0, den = 0;
+      for (std::size_t i = 0; i < y[0].size(); ++i) {
+        num += (double(y[0][i]) - y[1][i]) * (double(y[0][i]) - y[1][i]);
+        den += double(y[1][i]) * y[1][i];
+      }
+      CHECK(num <= 1e-10 * std::max(den, 1.0));  // float rounding of two summation orders
+    }
+}
+
 TEST_CASE("an all-ones mask gives the dense block", "[gating]") {
   const auto x = random({2, 8, 5, 5}, 3);
   rng init(1);
