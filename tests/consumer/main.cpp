@@ -1,5 +1,8 @@
 // Uses the installed headers the way a user would: a tiny linear model, one gradient step, checked.
 #include <sslgate/sslgate.hpp>
+#if SSLGATE_WITH_CUDA
+#include <sslgate/core/cuda/runtime.hpp>
+#endif
 
 #include <cstdio>
 
@@ -13,5 +16,8 @@ int main() {
   tp.backward(loss);
   const bool ok = loss.item() == 13.5f && w.grad().to_vector() == std::vector<float>{5, 7, 9};
   std::printf("consumer: loss %.1f, grad [%g %g %g]: %s\n", loss.item(), w.grad()[0], w.grad()[1], w.grad()[2], ok ? "ok" : "WRONG");
+#if SSLGATE_WITH_CUDA
+  std::printf("consumer: linked sslgate::cuda, %d CUDA device(s)\n", cuda::device_count());
+#endif
   return ok ? 0 : 1;
 }

@@ -134,7 +134,8 @@ tensor<T> index_select(tape<T>& tp, const tensor<T>& x, int dim, const std::vect
   out[a] = static_cast<std::int64_t>(index.size());
   tensor<T> y(out, x.dev());
   const auto v = detail::view_along(x.dims(), a);
-  // One copy per index (in order on the device's stream, so repeated indices accumulate without races).
+  // One copy per index; on a device they run in order on its stream, so the backward's repeated indices
+  // accumulate without races.
   for (std::size_t j = 0; j < index.size(); ++j)
     detail::copy_rows_on<T, false>(dev, y.data(), out[a], static_cast<std::int64_t>(j), x.data(), v.size, index[j], 1, v);
   tp.record({x}, y, [v, index, dev](grad_slots<T>& g, const tensor<T>& dy) {
