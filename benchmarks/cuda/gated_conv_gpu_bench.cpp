@@ -135,7 +135,7 @@ struct network_data {
   network_data() {
     rng init(13);
     net = std::make_unique<ssl_network<float>>(ssl_network_config{{18, stem_kind::cifar, 1.0}, 2048, 2048}, init);
-    cuda::to_device(*net, gpu);
+    move_to(*net, gpu);
   }
   // Eval forward of the backbone on one path; returns the executed MACs.
   std::int64_t eval(path route) {

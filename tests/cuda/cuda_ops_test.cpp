@@ -62,11 +62,11 @@ TEST_CASE("device tensors: moves, copies, fill, layer moves", "[cuda]") {
   CHECK_THROWS_AS(g.cast<double>(), value_error);
 
   layers::batchnorm<float> bn(6);
-  cuda::to_device(bn, gpu);
+  move_to(bn, gpu);
   CHECK(bn.weight.dev() == gpu);
   CHECK(bn.running_var.dev() == gpu);
   CHECK(bn.running_var.to_vector() == std::vector<float>(6, 1.f));
-  cuda::to_device(bn, cpu);
+  move_to(bn, cpu);
   CHECK(bn.running_mean.dev() == cpu);
 
   const auto before = cuda::allocator_statistics();

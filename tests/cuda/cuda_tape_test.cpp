@@ -151,7 +151,7 @@ TEST_CASE("the gated block on the GPU: fused equals unfused, and both equal the 
     const int c_in = 16, c_out = stride == 1 ? 16 : 32, n = 6;
     rng init_cpu(40), init_gpu(40);
     gated_basic_block<float> on_cpu(c_in, c_out, stride, init_cpu), on_gpu(c_in, c_out, stride, init_gpu);
-    cuda::to_device(on_gpu, gpu);
+    move_to(on_gpu, gpu);
     const ftensor x = rand_t({n, c_in, 10, 10}, 41, 0.f, 1.f), u = rand_t({n, c_out}, 42, 0.f, 1.f);
     for (bool training : {true, false}) {
       INFO("stride " << stride << (training ? ", training" : ", eval"));
@@ -190,7 +190,7 @@ TEST_CASE("the whole VICReg-Dual step on the GPU matches the CPU: loss terms, ev
   const ssl_network_config cfg{{18, stem_kind::cifar, 0.25}, 64, 64};
   rng init_cpu(50), init_gpu(50);
   ssl_network<float> net_cpu(cfg, init_cpu), net_gpu(cfg, init_gpu);
-  cuda::to_device(net_gpu, gpu);
+  move_to(net_gpu, gpu);
   const ftensor x1 = rand_t({8, 3, 32, 32}, 51), x2 = rand_t({8, 3, 32, 32}, 52);
   std::vector<ftensor> noise;
   for (int l = 0; l < 8; ++l) noise.push_back(rand_t({8, net_cpu.backbone.flops(32, 32).c_out[static_cast<std::size_t>(l)]}, 60 + l, 0.f, 1.f));

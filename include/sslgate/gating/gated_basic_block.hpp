@@ -107,7 +107,6 @@ class gated_basic_block {
   // weights, ReLU fused), then conv2 reducing over exactly those channels.
   tensor<T> eval_fused(const tensor<T>& x, const gate_result<T>& g, forward_state<T>& st) {
     const int n = static_cast<int>(x.dim(0)), c_in = this->c_in(), c_out = this->c_out();
-    const auto lists = ops::active_channels(g.mask);
     const ops::cpu::conv2d_params p1 = ops::conv2d_geometry(x, conv1.weight, conv1.stride, conv1.padding);
     const int ho = p1.out_h(), wo = p1.out_w();
     const std::int64_t plane = static_cast<std::int64_t>(ho) * wo, in_plane = x.dim(2) * x.dim(3);
@@ -124,6 +123,7 @@ class gated_basic_block {
         return finish(none, x, o, bn2_g, st);
       }
     }
+    const auto lists = ops::active_channels(g.mask);
     if constexpr (std::is_same_v<T, float>) {
       // Float: batched kernels on weights transformed once per call (ops/cpu/gated_conv.hpp).
       const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};

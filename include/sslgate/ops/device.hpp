@@ -43,13 +43,6 @@ void check_same_device(std::string_view op, const tensor<T>& first, std::initial
       SSLGATE_CHECK(t->dev() == first.dev(), value_error, op, "operands on {} and {} (move them to one device)", first.dev().str(), t->dev().str());
 }
 
-// For ops without a device kernel: a CPU tensor, or a clear error.
-template <real T>
-void check_cpu(std::string_view op, const tensor<T>& x) {
-  SSLGATE_CHECK(!x.empty(), shape_error, op, "input is empty");
-  SSLGATE_CHECK(x.dev().kind == device_kind::cpu, value_error, op, "tensor on {} given to the CPU kernel", x.dev().str());
-}
-
 // Scratch memory on x's device for kernels that keep per-call state (indices, saved statistics), typed.
 template <class U>
 struct device_buffer {

@@ -210,11 +210,9 @@ tensor<T> cross_entropy(tape<T>& tp, const tensor<T>& logits, const std::vector<
   if (on_device(op, logits)) {
     if constexpr (cuda_kernels<T>) {
       // The mean runs on the host from the row log-sum-exps and the logits (small: N x classes).
-      device_buffer<T> lse(static_cast<std::size_t>(n), logits.dev());
+      tensor<T> lse(shape{n}, logits.dev());
       cuda::logsumexp_forward(lse.data(), logits.data(), n, c);
-      std::vector<T> lse_host(static_cast<std::size_t>(n));
-      backend_for(op, logits.dev()).copy(lse_host.data(), sslgate::cpu, lse.data(), logits.dev(), lse_host.size() * sizeof(T));
-      const std::vector<T> x = logits.to_vector();
+      const std::vector<T> lse_host = lse.to_vector(), x = logits.to_vector();
       double total = 0;
       for (std::int64_t r = 0; r < n; ++r) total += static_cast<double>(lse_host[r]) - static_cast<double>(x[r * c + labels[r]]);
       tensor<T> y = tensor<T>::full(shape{}, static_cast<T>(total / static_cast<double>(n)), logits.dev());

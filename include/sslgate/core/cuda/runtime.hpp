@@ -5,7 +5,7 @@
 //     of core/storage.hpp the moment a program that includes this header starts);
 //   - the current stream every kernel of sslgate::cuda is launched on (default: a non-blocking stream created
 //     per device on first use); synchronize() waits for it;
-//   - to_device(layer, dev): moves every parameter and buffer of a layer (found through its visit) in place.
+// Layers move with move_to(layer, gpu()) of layers/module.hpp.
 // Every CUDA, cuBLAS and cuDNN call is checked; a failure throws sslgate::error("<op>: <call> failed: <reason>").
 #include <sslgate/core/storage.hpp>
 #include <sslgate/core/tensor.hpp>
@@ -34,11 +34,5 @@ inline const bool backend_installed = (install_backend(), true);
 }
 
 inline constexpr device gpu(int index = 0) { return device{device_kind::cuda, index}; }
-
-// Moves every parameter and buffer of `layer` (anything with visit(visitor&, prefix)) to dev, in place.
-template <class Layer>
-void to_device(Layer& layer, device dev) {
-  move_to(layer, dev);
-}
 
 }  // namespace sslgate::cuda
