@@ -118,7 +118,9 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
       INFO("c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw << " density " << d);
       rng init(21);
       gated_basic_block<float> block(g.c_in, g.c_out, g.stride, init);
-      for (auto* bn : {&block.bn1_g, &block.bn2_g}) {
+      std::vector<layers::batchnorm<float>*> bns{&block.bn1_g, &block.bn2_g};
+      if (block.downsample) bns.push_back(&block.downsample->second);
+      for (auto* bn : bns) {
         rng r(22);
         bn->running_mean = tensor<float>::uniform({g.c_out}, r, -0.2f, 0.2f);
         bn->running_var = tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f);
@@ -143,6 +145,43 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
       }
       CHECK(num <= 1e-10 * std::max(den, 1.0));  // float rounding of two summation orders
     }
+}
+
+TEST_CASE("float eval: the kernel's prepared weights follow every change of the weights", "[gating]") {
+  // The fused eval kernel keeps its weight layouts between calls; any change of conv1, conv2 or BN1 (folded
+  // into conv1) must show in the next call, and a copied block must not use the original's copy.
+  rng init(31);
+  gated_basic_block<float> block(32, 32, 1, init);
+  const tensor<float> x = random({3, 32, 9, 9}, 32).cast<float>();
+  const tensor<float> mask = random_mask(3, 32, 0.5, 33).cast<float>();
+  const auto run = [&](gated_basic_block<float>& b, bool fused) {
+    tape<float> tp(grad_mode::off);
+    forward_state<float> st;
+    st.training = false;
+    st.route = path::gated;
+    st.fused = fused;
+    st.forced_masks.push_back(mask);
+    return b.forward(tp, x, st);
+  };
+  const auto agree = [&](gated_basic_block<float>& b, const char* what) {
+    INFO(what);
+    const tensor<float> fused = run(b, true), oracle = run(b, false);
+    CHECK(testing::nmse(fused, oracle.cast<double>()) <= 1e-10);
+    return fused;
+  };
+  const tensor<float> before = agree(block, "first call");
+  agree(block, "second call, weights unchanged");
+  block.conv1.weight[5] += 0.5f;
+  const tensor<float> after = agree(block, "conv1 changed");
+  CHECK(testing::nmse(after, before.cast<double>()) > 1e-8);
+  block.conv2.weight[7] -= 0.5f;
+  agree(block, "conv2 changed");
+  block.bn1_g.running_var[3] *= 4.f;
+  agree(block, "BN1 changed");
+  gated_basic_block<float> copy = block;
+  copy.conv2.weight[11] += 0.5f;
+  agree(copy, "copy changed");
+  agree(block, "original after the copy changed");
 }
 
 TEST_CASE("an all-ones mask gives the dense block", "[gating]") {

@@ -79,6 +79,8 @@ class gated_basic_block {
   channel_gate<T> gate;
 
  private:
+  ops::cpu::gated::prepared_weights eval_weights_;  // the fused eval kernel's weight layouts (float, CPU)
+
   static std::int64_t conv_macs(const tensor<T>& y, const tensor<T>& w) { return y.numel() * w.dim(1) * w.dim(2) * w.dim(3); }
   tensor<T> conv1_dense(tape<T>& tp, const tensor<T>& x, forward_state<T>& st) {
     tensor<T> y = conv1.forward(tp, x);
@@ -128,10 +130,22 @@ class gated_basic_block {
       // Float: batched kernels on weights transformed once per call (ops/cpu/gated_conv.hpp).
       const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
       if (conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 && ops::cpu::gated::gated_block_supported(bp)) {
-        tensor<T> o(shape{n, c_out, ho, wo});
-        st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(), b1.data(), bp, lists);
+        // BN2, the shortcut (its BN folded too) and the ReLU run inside the kernel as each output is written.
         tape<T> none(grad_mode::off);
-        return finish(none, x, o, bn2_g, st);
+        const auto [s2, b2] = folded(bn2_g);
+        ops::cpu::gated::block_tail tail{s2.data(), b2.data(), x.data()};
+        tensor<T> residual;
+        std::pair<std::vector<T>, std::vector<T>> res_bn;
+        if (downsample) {
+          residual = downsample->first.forward(none, x);
+          st.executed_macs += conv_macs(residual, downsample->first.weight);
+          res_bn = folded(downsample->second);
+          tail = {s2.data(), b2.data(), residual.data(), res_bn.first.data(), res_bn.second.data()};
+        }
+        tensor<T> o(shape{n, c_out, ho, wo});
+        st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(),
+                                                                 b1.data(), tail, bp, lists, eval_weights_);
+        return o;
       }
     }
     tensor<T> o = tensor<T>::zeros(shape{n, c_out, ho, wo});

@@ -19,6 +19,7 @@
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -30,7 +31,7 @@ using detail::round_up;
 using detail::split_range;
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_u1, g_u2, g_w1, g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_count };
+enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -163,6 +164,46 @@ inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np,
   }
 }
 
+// A block's weights in the kernels' layouts (conv1 transformed or packed with BN1's scale folded, conv2
+// transformed), kept by the block between calls: at 512 channels they are 75 MB, and writing them on every
+// call cost more than the products of a density-0.25 block. They are rebuilt whenever the content key of
+// the raw weights and scale changes (an optimizer step, a loaded checkpoint), so a stale copy is never used.
+struct prepared_weights {
+  prepared_weights() = default;
+  // A copy starts empty: the copied block may change its weights independently.
+  prepared_weights(const prepared_weights&) {}
+  prepared_weights& operator=(const prepared_weights&) {
+    key = 0;
+    return *this;
+  }
+  detail::aligned_buffer u1, u2;  // conv1 (Winograd U1 or direct W1p), conv2 U2
+  std::uint64_t key = 0;          // content key of what u1, u2 hold; 0: nothing
+};
+
+// Content key of the raw weights: four interleaved multiply-xor streams over the bytes (a 1-2 ms read at
+// 512 channels, against the 75 MB write it saves). Never 0.
+inline std::uint64_t content_key(std::initializer_list<std::pair<const float*, std::size_t>> arrays) {
+  constexpr std::uint64_t mul = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h[4] = {1, 2, 3, 4};
+  for (const auto& [data, count] : arrays) {
+    std::size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+      for (int k = 0; k < 4; ++k) {
+        std::uint64_t word;
+        std::memcpy(&word, data + i + 2 * k, 8);
+        h[k] = (h[k] ^ word) * mul;  // a bijection of h for each word: no single change can cancel
+      }
+    for (; i < count; ++i) {
+      std::uint32_t word;
+      std::memcpy(&word, data + i, 4);
+      h[0] = (h[0] ^ word) * mul;
+    }
+    h[1] = (h[1] ^ count) * mul;
+  }
+  const std::uint64_t key = ((h[0] ^ (h[1] >> 29)) * mul) ^ ((h[2] ^ (h[3] >> 31)) * mul);
+  return key == 0 ? 1 : key;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The block's two gated convolutions.
 // ---------------------------------------------------------------------------------------------
@@ -172,17 +213,44 @@ struct block_params {
   int ow() const { return (w + 2 - 3) / stride + 1; }
 };
 
+// The block's tail, applied as each sample's conv2 output is written (one pass over the output, not three):
+//   out[c][p] = relu(conv2[c][p] * scale[c] + shift[c] + r),  r = residual[c][p] * res_scale[c] + res_shift[c]
+// (BN2 folded; the shortcut is x itself, or the downsample conv's output with its BN folded: res_scale null
+// means r = residual).
+struct block_tail {
+  const float* scale;
+  const float* shift;
+  const float* residual;  // [n, c_out, oh, ow]
+  const float* res_scale = nullptr;
+  const float* res_shift = nullptr;
+};
+
+// o (one sample, [c_out][plane]) = the tail applied to o in place.
+inline void apply_tail(float* o, const block_tail& t, const float* residual, int c_out, std::ptrdiff_t plane) {
+  for (int c = 0; c < c_out; ++c) {
+    float* oc = o + std::ptrdiff_t(c) * plane;
+    const float* rc = residual + std::ptrdiff_t(c) * plane;
+    const float rs = t.res_scale ? t.res_scale[c] : 1.f, sh = t.shift[c] + (t.res_shift ? t.res_shift[c] : 0.f);
+    const vf s(t.scale[c]), r(rs), b(sh), zero(0.f);
+    std::ptrdiff_t p = 0;
+    for (; p + vw <= plane; p += vw)
+      xsimd::max(xsimd::fma(vf::load_unaligned(oc + p), s, xsimd::fma(vf::load_unaligned(rc + p), r, b)), zero).store_unaligned(oc + p);
+    for (; p < plane; ++p) oc[p] = std::max(oc[p] * t.scale[c] + (rc[p] * rs + sh), 0.f);
+  }
+}
+
 // Whether gated_block_forward handles this block (else the caller takes its generic path).
 inline bool gated_block_supported(const block_params& p) {
   // conv2 must take Winograd (use_winograd's rule: >= 16 channels).
   return p.c_out >= detail::winograd_min_channels;
 }
 
-// o[n] (assigned, [n, c_out, oh, ow]) = conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n]) for every sample;
-// samples with no open channel get o[n] = 0. Returns the MACs executed, counted as direct-convolution MACs
+// o[n] (assigned, [n, c_out, oh, ow]) = tail(conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n])) for every
+// sample; samples with no open channel get o[n] = tail(0). Returns the MACs executed, counted as direct-convolution MACs
 // (9 per output and reduction channel, as the FLOPs model does) over the channels computed.
 inline std::int64_t gated_block_forward(float* o, const float* x, const float* w1, const float* w2, const float* s1,
-                                        const float* b1, const block_params& p, const std::vector<std::vector<int>>& lists) {
+                                        const float* b1, const block_tail& tail, const block_params& p,
+                                        const std::vector<std::vector<int>>& lists, prepared_weights& prepared) {
   const int n = p.n, ci = p.c_in, co = p.c_out, oh = p.oh(), ow = p.ow();
   const std::ptrdiff_t plane = std::ptrdiff_t(oh) * ow, in_plane = std::ptrdiff_t(p.h) * p.w;
   const conv2d_params p1{n, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1};
@@ -198,11 +266,14 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 
   // conv1 weights: Winograd, U1t[xi][co][ci] (BN1 scale folded), or direct, W1p[co][tap][cinp].
   const std::ptrdiff_t u1_ld = vld1, u1_xi = std::ptrdiff_t(co) * u1_ld;
-  float* U1 = wino1 ? gscratch(g_u1).get<float>(36 * u1_xi) : nullptr;
-  float* W1p = wino1 ? nullptr : gscratch(g_w1).get<float>(std::size_t(co) * 9 * cinp);
+  float* U1 = wino1 ? prepared.u1.get<float>(36 * u1_xi) : nullptr;
+  float* W1p = wino1 ? nullptr : prepared.u1.get<float>(std::size_t(co) * 9 * cinp);
   // conv2 weights: U2[xi][ci][co].
   const std::ptrdiff_t u2_ld = mld2, u2_xi = std::ptrdiff_t(co) * u2_ld;
-  float* U2 = gscratch(g_u2).get<float>(36 * u2_xi);
+  float* U2 = prepared.u2.get<float>(36 * u2_xi);
+  const std::uint64_t key = content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}});
+  const bool stale = key != prepared.key || key == 0;
+  prepared.key = 0;  // until rebuilt below (an exception in between leaves no half-written copy marked valid)
 
   // Per-sample offsets of the compact blocks (M1 / V2: tiles x ld_n per xi, ld_n = round_up(|A_n|)).
   std::vector<int> cnt(n), ldn(n);
@@ -212,13 +283,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   }
   // Each thread runs its own samples in chunks (no barrier inside the sample loop: a barrier per phase cost
   // more than it saved whenever a core was shared). Every chunk streams all transformed weights once, and a
-  // sample uses only its open rows of each xi slice, so a chunk's transform-domain data may take twice the
-  // weights' bytes (at least 8 MB, which keeps small-channel blocks in L3): at 512 channels a chunk is then a
-  // thread's whole share of the batch, and each weight row read into L2 serves every sample of it (measured,
-  // batch 64: the 512-channel blocks ~1.5x faster than with 8 MB chunks; ResNet-18 eval ~1.3x).
+  // sample uses only its open rows of each xi slice, so with few tiles per sample (9x9 maps and smaller) a
+  // chunk's transform-domain data may take twice the weights' bytes (at least 8 MB): at 512 channels a chunk
+  // is then a thread's whole share of the batch, and each weight row read into L2 serves every sample of it
+  // (measured, batch 64: the 512-channel blocks ~1.5x faster than with 8 MB chunks). A sample with 25 tiles
+  // or more already reuses each weight row that often, and its own data (1.6 MB and up) outgrows L2: bigger
+  // chunks only moved it to L3, so such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2
+  // and 128@17 blocks 5-15% faster at densities 0.25-0.75).
   const std::size_t per_sample_max = 36ull * tiles * (vld1 + 2 * coutp + mld2) * 4;
   const std::size_t weight_bytes = 4 * (36 * std::size_t(u2_xi) + (wino1 ? 36 * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
-  const std::size_t chunk_bytes = std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
+  const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
   const int chunk = int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1, std::size_t((n + nth - 1) / nth)));
   const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
   const std::size_t comp_max = 36ull * chunk * tiles * coutp;  // M1 or V2, all samples of a chunk
@@ -232,8 +306,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    // --- weights, split by rows ---
-    {
+    // --- weights, split by rows, when the prepared copy is stale ---
+    if (stale) {
       float* tmp = gscratch(g_t0).get<float>(9 * std::size_t(std::max(cinp, coutp)));
       long lo, hi;
       split_range(co, nt, tid, lo, hi);
@@ -394,15 +468,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (long s = s_lo; s < s_hi; ++s) {
         const int i = c0 + int(s);
         float* on = o + std::ptrdiff_t(i) * co * plane;
-        if (cnt[i] == 0) {
+        if (cnt[i] == 0)
           std::fill(on, on + co * plane, 0.f);
-          continue;
-        }
-        detail::wino_output_transform(on, M2 + std::ptrdiff_t(s) * tiles * mld2, std::ptrdiff_t(m2_xi), mld2, 0, g2full, 0, g2full.th,
-                                      ybuf, false);
+        else
+          detail::wino_output_transform(on, M2 + std::ptrdiff_t(s) * tiles * mld2, std::ptrdiff_t(m2_xi), mld2, 0, g2full, 0,
+                                        g2full.th, ybuf, false);
+        apply_tail(on, tail, tail.residual + std::ptrdiff_t(i) * co * plane, co, plane);
       }
     }
   }
+  prepared.key = key;
   return macs;
 }
 
