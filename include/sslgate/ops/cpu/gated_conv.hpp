@@ -19,6 +19,7 @@
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -303,6 +304,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
 
+  // Chunks go to whichever thread is free: samples are independent, so the result does not depend on the
+  // assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
+  std::atomic<int> next{0};
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -346,11 +350,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* M2 = V1 + (wino1 ? 36 * v1_xi : 0);
     float* M1 = M2 + 36 * m2_xi;
     float* V2 = M1 + comp_max;
-    long my_lo, my_hi;
-    split_range(n, nt, tid, my_lo, my_hi);
 #pragma omp barrier
-    for (int c0 = int(my_lo); c0 < int(my_hi); c0 += chunk) {
-      const int c1 = std::min(int(my_hi), c0 + chunk);
+    for (int c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
+      const int c1 = std::min(n, c0 + chunk);
       off[c0] = 0;
       for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(36) * tiles * ldn[i];
       const long s_lo = 0, s_hi = c1 - c0;
