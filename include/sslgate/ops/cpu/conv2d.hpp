@@ -562,30 +562,36 @@ inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdif
     }
 }
 
+// One tile row of the output transform: the tw tiles of M starting at mrow (M[xi][t][co]) into ybuf,
+// channels-last [4][4*tw][coutp].
+inline void wino_output_row(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g) {
+  const std::ptrdiff_t yrs = std::ptrdiff_t(4 * g.tw) * g.coutp;
+  for (int tx = 0; tx < g.tw; ++tx) {
+    const float* mt = mrow + tx * mld;
+    for (int c = 0; c < g.coutp; c += vw) {
+      vf tmp[4][6];
+      for (int j = 0; j < 6; ++j) {
+        vf col[6], o[4];
+        for (int i = 0; i < 6; ++i) col[i] = vf::load_aligned(mt + (i * 6 + j) * xi_stride + c);
+        wino_out_1d(col, o);
+        for (int i = 0; i < 4; ++i) tmp[i][j] = o[i];
+      }
+      for (int i = 0; i < 4; ++i) {
+        vf o[4];
+        wino_out_1d(tmp[i], o);
+        for (int j = 0; j < 4; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(4 * tx + j) * g.coutp + c);
+      }
+    }
+  }
+}
+
 // Output transform of M[xi][t][co] for rows [r0, r1) into out (NCHW), assign or add.
 inline void wino_output_transform(float* out, const float* M, std::ptrdiff_t xi_stride, std::ptrdiff_t mld,
                                   long t0, const wino_geom& g, long r0, long r1, float* ybuf, bool accumulate) {
-  // ybuf: one tile row, channels-last: [4][4*tw][coutp]
   const std::ptrdiff_t yrs = std::ptrdiff_t(4 * g.tw) * g.coutp;
   for (long r = r0; r < r1; ++r) {
     const int img = int(r / g.th), ty = int(r % g.th);
-    for (int tx = 0; tx < g.tw; ++tx) {
-      const float* mt = M + (t0 + (r - r0) * g.tw + tx) * mld;
-      for (int c = 0; c < g.coutp; c += vw) {
-        vf tmp[4][6];
-        for (int j = 0; j < 6; ++j) {
-          vf col[6], o[4];
-          for (int i = 0; i < 6; ++i) col[i] = vf::load_aligned(mt + (i * 6 + j) * xi_stride + c);
-          wino_out_1d(col, o);
-          for (int i = 0; i < 4; ++i) tmp[i][j] = o[i];
-        }
-        for (int i = 0; i < 4; ++i) {
-          vf o[4];
-          wino_out_1d(tmp[i], o);
-          for (int j = 0; j < 4; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(4 * tx + j) * g.coutp + c);
-        }
-      }
-    }
+    wino_output_row(ybuf, M + (t0 + (r - r0) * g.tw) * mld, xi_stride, mld, g);
     float* dst = out + std::size_t(img) * g.cout * g.oh * g.ow;
     for (int i = 0; i < 4 && 4 * ty + i < g.oh; ++i)
       transpose(dst + std::ptrdiff_t(4 * ty + i) * g.ow, std::ptrdiff_t(g.oh) * g.ow, ybuf + i * yrs, g.coutp,

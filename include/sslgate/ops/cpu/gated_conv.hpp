@@ -31,8 +31,14 @@ using detail::vw;
 using detail::round_up;
 using detail::split_range;
 
+inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
+  alignas(64) float v[vw];
+  for (int k = 0; k < vw; ++k) v[k] = float(k);
+  return vf::load_aligned(v);
+}();
+
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_count };
+enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -326,13 +332,17 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
       wino_weights(U2, u2_xi, u2_ld, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp);
     }
-    // Per-thread buffers.
+    // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
+    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
-    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(
-        wino1 ? std::size_t(4 * g1.th + 4) * pc1 * cinp : dg.img_floats(), std::size_t(4 * g2full.th + 4) * pc2 * coutp));
+    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(4 * g1.th + 4) * pc1 * cinp : 0,
+                                                                   std::size_t(4 * g2full.th + 4) * pc2 * coutp));
+    float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
-    float* hbuf = gscratch(g_t3).get<float>(std::size_t(co) * plane + 16);
+    float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * plane);
+    std::vector<float> shift(static_cast<std::size_t>(coutp));
+    std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
     std::vector<const float*> ap(dot_r), bp(dot_c);
     std::vector<int> iota(std::size_t(std::max(ci, 1)));
     std::iota(iota.begin(), iota.end(), 0);
@@ -407,19 +417,36 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             }
           }
       }
-      // --- phase 3: conv1 output (BN1 shift + ReLU), conv2 input transform, split by samples ---
+      // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
+      //     rows (no round trip through NCHW), then conv2's input transform; split by samples ---
       for (long s = s_lo; s < s_hi; ++s) {
         const int i = c0 + int(s);
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
         if (c == 0) continue;
+        for (int j = 0; j < ld; ++j) shift[std::size_t(j)] = j < c ? b1[A[std::size_t(j)]] : 0.f;
+        for (int k = 0; k < ld; k += vw) keep[std::size_t(k / vw)] = lane_index + float(k) < vf(float(c));
+        // h[y][x][.] goes to xbuf[y + 1][x + 1][.] (row stride rs); the border and the lanes >= c stay 0.
+        const std::ptrdiff_t rs = std::ptrdiff_t(pc2) * ld;
+        std::memset(xbuf, 0, sizeof(float) * rs * (4 * g2full.th + 2));
+        const auto put_row = [&](float* dst, const float* src) {  // ow positions of ld channels
+          for (int q = 0; q < ow; ++q)
+            for (int k = 0; k < ld; k += vw) {
+              const vf h = xsimd::max(vf::load_aligned(src + q * ld + k) + vf::load_unaligned(shift.data() + k), vf(0.f));
+              xsimd::select(keep[std::size_t(k / vw)], h, vf(0.f)).store_aligned(dst + q * ld + k);
+            }
+        };
         if (wino1) {
           auto gc = g1;
           gc.cout = c;
           gc.coutp = ld;
-          detail::wino_output_transform(hbuf, M1 + off[i] - off[c0], std::ptrdiff_t(tiles) * ld, ld, 0, gc, 0, gc.th, ybuf, false);
+          const std::ptrdiff_t yrs = std::ptrdiff_t(4 * gc.tw) * ld;
+          for (int r = 0; r < gc.th; ++r) {
+            detail::wino_output_row(ybuf, M1 + off[i] - off[c0] + std::ptrdiff_t(r) * gc.tw * ld, std::ptrdiff_t(tiles) * ld, ld, gc);
+            for (int y = 4 * r; y < std::min(4 * r + 4, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - 4 * r) * yrs);
+          }
         } else {
-          detail::direct_pack_input(xbuf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
+          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
           for (int j0 = 0; j0 < c; j0 += dot_c) {
             const int cc = std::min(dot_c, c - j0);
             for (int q = 0; q < cc; ++q) bp[q] = W1p + std::ptrdiff_t(A[std::size_t(j0 + q)]) * 9 * cinp;
@@ -427,22 +454,17 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
               const int rr = int(std::min<std::ptrdiff_t>(dot_r, plane - q0));
               for (int r = 0; r < rr; ++r) {
                 const std::ptrdiff_t q = q0 + r, oy = q / ow, ox = q % ow;
-                ap[r] = xbuf + (oy * dg.pcol + ox) * cinp;
+                ap[r] = x1buf + (oy * dg.pcol + ox) * cinp;
               }
-              pick_dot(rr, cc)(hbuf + std::ptrdiff_t(j0) * plane + q0, 1, plane, ap.data(), bp.data(), aoff.data(), boff.data(), 9,
-                               cinp / vw);
+              pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, 1, ap.data(), bp.data(), aoff.data(), boff.data(), 9, cinp / vw);
             }
           }
+          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
         }
-        for (int j = 0; j < c; ++j) {
-          const float shift = b1[A[std::size_t(j)]];
-          float* hj = hbuf + std::ptrdiff_t(j) * plane;
-          for (std::ptrdiff_t t = 0; t < plane; ++t) hj[t] = std::max(hj[t] + shift, 0.f);
-        }
+        for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(4 * r) * rs;
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_pack_input(xbuf, row_ptr, hbuf, gi, 0, gi.th);
         detail::wino_input_transform(V2 + off[i] - off[c0], std::ptrdiff_t(tiles) * ld, ld, 0, row_ptr, gi, gi.th);
       }
       // --- phase 4: conv2 products with indexed weight rows, split by xi ---
