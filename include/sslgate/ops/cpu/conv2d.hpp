@@ -1117,6 +1117,43 @@ inline void direct_forward(float* y, const float* x, const float* w, const direc
   }
 }
 
+// 1x1 convolution without padding, per image: y[n] (c_out x P) = w (c_out x c_in) . xs (c_in x P), where xs
+// is x[n] sampled at the stride and P = out_h * out_w (padded to whole vectors). No channels-last copies:
+// the weights are the A operand as they are, and at stride 1 with whole vectors x[n] is xs and y[n] is the
+// output. Measured (2 threads, batch 64, the ResNet-18 shortcuts) against the direct kernel's channels-last
+// copies: 64->128 34->17 6.4 -> 3.0 ms, 128->256 17->9 4.9 -> 2.5 ms, 256->512 9->5 (25 of 32 lanes) ~1.2x.
+inline bool pointwise_applies(const conv2d_params& p) {
+  return p.kh == 1 && p.kw == 1 && p.pad_h == 0 && p.pad_w == 0 && std::ptrdiff_t(p.out_h()) * p.out_w() >= 16;
+}
+inline void pointwise_forward(float* y, const float* x, const float* w, const conv2d_params& p) {
+  const int oh = p.out_h(), ow = p.out_w();
+  const std::ptrdiff_t P = std::ptrdiff_t(oh) * ow, pp = std::ptrdiff_t(round_up(std::size_t(P), vw));
+  const std::ptrdiff_t in_plane = std::ptrdiff_t(p.h) * p.w;
+  const bool whole = P == pp, in_place = whole && p.stride_h == 1 && p.stride_w == 1;
+#pragma omp parallel num_threads(omp_get_max_threads())
+  {
+    float* xs = in_place ? nullptr : scratch(slot_a).get<float>(std::size_t(p.c_in) * pp);
+    float* cs = whole ? nullptr : scratch(slot_b).get<float>(std::size_t(p.c_out) * pp);
+    if (xs)
+      for (int ci = 0; ci < p.c_in; ++ci) std::fill(xs + ci * pp + P, xs + (ci + 1) * pp, 0.f);
+#pragma omp for schedule(static)
+    for (int n = 0; n < p.n; ++n) {
+      const float* xn = x + std::ptrdiff_t(n) * p.c_in * in_plane;
+      if (xs)
+        for (int ci = 0; ci < p.c_in; ++ci)
+          for (int oy = 0; oy < oh; ++oy) {
+            const float* src = xn + ci * in_plane + std::ptrdiff_t(oy) * p.stride_h * p.w;
+            float* dst = xs + ci * pp + std::ptrdiff_t(oy) * ow;
+            for (int ox = 0; ox < ow; ++ox) dst[ox] = src[std::ptrdiff_t(ox) * p.stride_w];
+          }
+      float* yn = y + std::ptrdiff_t(n) * p.c_out * P;
+      gemm(p.c_out, int(pp), p.c_in, w, p.c_in, 1, xs ? xs : xn, pp, whole ? yn : cs, pp, false);
+      if (!whole)
+        for (int co = 0; co < p.c_out; ++co) std::copy_n(cs + co * pp, P, yn + co * P);
+    }
+  }
+}
+
 // Backward data. Naive loop: see conv2d_backward_data_reference; here per group of images
 // col[pos][t][ci] = sum_co dy[pos][co] w[co][ci][t] (one GEMM over the group's stacked positions), then
 // col2im adds each tap's contribution into a padded channels-last dx image, added transposed into dx.
@@ -1258,6 +1295,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const conv2d_params& p) {
       detail::wino_conv(y, x, g, detail::forward_filler(w, p.c_out, p.c_in), false);
       return;
     }
+    if (detail::pointwise_applies(p)) return detail::pointwise_forward(y, x, w, p);
     detail::direct_forward(y, x, w, detail::make_direct_geom(p));
     return;
   }

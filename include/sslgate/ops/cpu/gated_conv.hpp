@@ -4,15 +4,17 @@
 //   o_n = conv2(h_n, w2[:, A_n])                          reduction over exactly those channels
 // Random per-sample channel sets make weight gathers the enemy: a sample's tiles are few (4 at 5x5) and the
 // weights many (36 x 512 x 512 transformed floats), so nothing here copies weights per sample. Instead:
-//   * the weights are transformed / packed once per call (amortized over the batch) into layouts where a
-//     channel subset is a list of row pointers;
+//   * the weights are transformed / packed into layouts where a channel subset is a list of row pointers,
+//     once, and kept by the block until their content changes (prepared_weights);
 //   * conv1 (output channels gated) runs in "dot" form: out[row][col] = <a_row, b_col> with SIMD lanes over
 //     the reduction (input channels), rows = Winograd tiles (or output positions for the direct kernel),
 //     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
 //     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel;
+//   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
-//     input channel A_n[j]) taken by index, lanes over all output channels;
+//     input channel A_n[j]) taken by index, lanes over all output channels; BN2, the shortcut and the final
+//     ReLU are applied as its output is written (block_tail);
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
 //     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; chunks
 //     grow with the weights, since a gated sample reuses each weight row d times less than a dense one.
@@ -187,12 +189,18 @@ struct prepared_weights {
   std::uint64_t key = 0;          // content key of what u1, u2 hold; 0: nothing
 };
 
-// Content key of the raw weights: four interleaved multiply-xor streams over the bytes (a 1-2 ms read at
-// 512 channels, against the 75 MB write it saves). Never 0.
-inline std::uint64_t content_key(std::initializer_list<std::pair<const float*, std::size_t>> arrays) {
-  constexpr std::uint64_t mul = 0x9E3779B97F4A7C15ull;
+// Content key of part `part` of `parts` of the raw weights (each array split evenly): four interleaved
+// multiply-xor streams over the bytes, a ~1 ms read per thread at 512 channels against the 75 MB write it
+// saves. The parts' keys are combined by combine_keys.
+inline constexpr std::uint64_t key_mul = 0x9E3779B97F4A7C15ull;
+inline std::uint64_t content_key(std::initializer_list<std::pair<const float*, std::size_t>> arrays, int part, int parts) {
+  constexpr std::uint64_t mul = key_mul;
   std::uint64_t h[4] = {1, 2, 3, 4};
-  for (const auto& [data, count] : arrays) {
+  for (const auto& [whole, total] : arrays) {
+    long lo, hi;
+    split_range(long(total), parts, part, lo, hi);
+    const float* data = whole + lo;
+    const std::size_t count = std::size_t(hi - lo);
     std::size_t i = 0;
     for (; i + 8 <= count; i += 8)
       for (int k = 0; k < 4; ++k) {
@@ -207,7 +215,12 @@ inline std::uint64_t content_key(std::initializer_list<std::pair<const float*, s
     }
     h[1] = (h[1] ^ count) * mul;
   }
-  const std::uint64_t key = ((h[0] ^ (h[1] >> 29)) * mul) ^ ((h[2] ^ (h[3] >> 31)) * mul);
+  return ((h[0] ^ (h[1] >> 29)) * mul) ^ ((h[2] ^ (h[3] >> 31)) * mul);
+}
+// The key of the whole from the parts' keys, in order. Never 0 (0 marks "nothing prepared").
+inline std::uint64_t combine_keys(const std::uint64_t* keys, int parts) {
+  std::uint64_t key = std::uint64_t(parts);
+  for (int q = 0; q < parts; ++q) key = (key ^ keys[q]) * key_mul;
   return key == 0 ? 1 : key;
 }
 
@@ -278,9 +291,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // conv2 weights: U2[xi][ci][co].
   const std::ptrdiff_t u2_ld = mld2, u2_xi = std::ptrdiff_t(co) * u2_ld;
   float* U2 = prepared.u2.get<float>(36 * u2_xi);
-  const std::uint64_t key = content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}});
-  const bool stale = key != prepared.key || key == 0;
-  prepared.key = 0;  // until rebuilt below (an exception in between leaves no half-written copy marked valid)
+  std::vector<std::uint64_t> part_keys(static_cast<std::size_t>(nth));
+  std::uint64_t key = 0;
+  bool stale = true;
 
   // Per-sample offsets of the compact blocks (M1 / V2: tiles x ld_n per xi, ld_n = round_up(|A_n|)).
   std::vector<int> cnt(n), ldn(n);
@@ -316,6 +329,14 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    part_keys[std::size_t(tid)] = content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}}, tid, nt);
+#pragma omp barrier
+#pragma omp single
+    {
+      key = combine_keys(part_keys.data(), nt);
+      stale = key != prepared.key;
+      prepared.key = 0;  // until rebuilt below (an exception in between leaves no half-written copy marked valid)
+    }
     // --- weights, split by rows, when the prepared copy is stale ---
     if (stale) {
       float* tmp = gscratch(g_t0).get<float>(9 * std::size_t(std::max(cinp, coutp)));
