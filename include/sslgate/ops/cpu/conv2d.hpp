@@ -17,6 +17,8 @@
 //                           small; "panel mode" when U > 4 MB and all tiles' transforms fit in 24 MB
 //                           (8x8 and 4x4 maps, 256-512 channels): filters are transformed per 64-channel
 //                           output panel right before use, so U never goes to memory.
+//   * 1x1, no padding, >= 16 output pixels (forward) -> one plain GEMM per image on the NCHW data
+//                           (pointwise_forward): the weights as they are, the input sampled at the stride.
 //   * everything else    -> implicit GEMM ("direct") on channels-last, stride-phase-split copies with
 //                           the same micro-kernel: no im2col matrix, each (ky, kx) is one K-segment;
 //                           small maps are grouped over images so weight panels are reused.
