@@ -127,7 +127,7 @@ class gated_basic_block {
     }
     const auto lists = ops::active_channels(g.mask);
     if constexpr (std::is_same_v<T, float>) {
-      // Float: batched kernels on weights transformed once per call (ops/cpu/gated_conv.hpp).
+      // Float: batched kernels on weights the block keeps transformed (ops/cpu/gated_conv.hpp).
       const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
       if (conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 && ops::cpu::gated::gated_block_supported(bp)) {
         // BN2, the shortcut (its BN folded too) and the ReLU run inside the kernel as each output is written.

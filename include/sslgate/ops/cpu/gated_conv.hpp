@@ -140,7 +140,7 @@ inline idx_fn pick_idx(int mr, int nv) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Weight preparation (once per call).
+// Weight preparation (when the prepared copy is stale).
 // ---------------------------------------------------------------------------------------------
 // U[xi*xs + k*ks + n] = (G g G^T)[xi] of the 3x3 filter between "row" k and "column" n, where
 // g = w[co][ci] * scale[co] with (k, n) = (co, ci) if k_is_out, else (ci, co). Columns n >= real stay 0.
@@ -177,6 +177,8 @@ inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np,
 // transformed), kept by the block between calls: at 512 channels they are 75 MB, and writing them on every
 // call cost more than the products of a density-0.25 block. They are rebuilt whenever the content key of
 // the raw weights and scale changes (an optimizer step, a loaded checkpoint), so a stale copy is never used.
+// Like a training forward (BN's running statistics), an eval forward writes to its block: one block must not
+// run two forwards at once.
 struct prepared_weights {
   prepared_weights() = default;
   // A copy starts empty: the copied block may change its weights independently.
