@@ -15,16 +15,19 @@ inline tensor<double> random(const shape& s, std::uint64_t seed, double lo = -1,
   return tensor<double>::uniform(s, r, lo, hi);
 }
 
-// Normalized mean squared error of a float result against its double reference.
-inline double nmse(const tensor<float>& got, const tensor<double>& want) {
+// Normalized mean squared error of n float results against their reference.
+template <class R>
+double nmse(const float* got, const R* want, std::int64_t n) {
   long double num = 0, den = 0;
-  for (std::int64_t i = 0; i < want.numel(); ++i) {
+  for (std::int64_t i = 0; i < n; ++i) {
     const long double d = static_cast<long double>(got[i]) - want[i];
     num += d * d;
     den += static_cast<long double>(want[i]) * want[i];
   }
   return den == 0 ? static_cast<double>(num) : static_cast<double>(num / den);
 }
+// ... of a float result against its double reference.
+inline double nmse(const tensor<float>& got, const tensor<double>& want) { return nmse(got.data(), want.data(), want.numel()); }
 
 // The same op in float and double agrees: NMSE <= 1e-7 and every element within a tolerance that grows
 // with the reduction length k (rtol * sqrt(k)).

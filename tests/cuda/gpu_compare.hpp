@@ -3,6 +3,8 @@
 // states the tolerances).
 #include <sslgate/core/tensor.hpp>
 
+#include "../test_util.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -19,13 +21,7 @@ inline ftensor rand_t(const shape& s, std::uint64_t seed, float lo = -1, float h
 }
 
 inline double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  long double num = 0, den = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const long double d = static_cast<long double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<long double>(want[i]) * want[i];
-  }
-  return den == 0 ? static_cast<double>(num) : static_cast<double>(num / den);
+  return testing::nmse(got.data(), want.data(), static_cast<std::int64_t>(want.size()));
 }
 
 inline void require_close(const std::vector<float>& got, const std::vector<float>& want, double rel = 1e-5) {
