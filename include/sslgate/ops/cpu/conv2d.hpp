@@ -182,59 +182,64 @@ inline void split_range(long total, int nth, int tid, long& lo, long& hi) {
 
 inline std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
 
+#if defined(__AVX512F__)
+// r[k] = column k of the 16x16 block whose rows were r[0..15]: 4 shuffle stages instead of 256 scalar moves.
+inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int k = 0; k < 16; k += 2) {
+    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 16; k += 4) {
+    r[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+    r[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
+    r[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    r[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0xDD);
+    t[k + 8] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0x88);
+    t[k + 12] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0xDD);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+    r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
+    r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xDD);
+  }
+}
+#endif
+
 // dst[j][i] = / += src[i][j], i < rows, j < cols.
 template <class T>
 inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t lds, int rows, int cols,
                       bool accumulate) {
-  int i0 = 0;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    // 16x16 blocks in registers: 4 shuffle stages instead of 256 scalar moves.
-    for (; i0 + 16 <= rows; i0 += 16) {
-      int j0 = 0;
-      for (; j0 + 16 <= cols; j0 += 16) {
-        __m512 r[16], t[16];
-        for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(src + (i0 + k) * lds + j0);
-        for (int k = 0; k < 16; k += 2) {
-          t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
-          t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
-        }
-        for (int k = 0; k < 16; k += 4) {
-          r[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
-          r[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
-          r[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-          r[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-        }
-        for (int k = 0; k < 4; ++k) {
-          t[k] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0x88);
-          t[k + 4] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0xDD);
-          t[k + 8] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0x88);
-          t[k + 12] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0xDD);
-        }
-        for (int k = 0; k < 4; ++k) {
-          r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-          r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
-          r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
-          r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xDD);
-        }
-        for (int k = 0; k < 16; ++k) {  // r[k] is now column j0 + k
+    // 16x16 blocks in registers. Edge blocks (the 17-, 9- and 5-wide rows of the CIFAR maps) load and store
+    // under masks rather than falling back to scalar moves.
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+      const int nr = std::min(16, rows - i0);
+      const __mmask16 row_mask = __mmask16((1u << nr) - 1);
+      for (int j0 = 0; j0 < cols; j0 += 16) {
+        const int nc = std::min(16, cols - j0);
+        const __mmask16 col_mask = __mmask16((1u << nc) - 1);
+        __m512 r[16];
+        for (int k = 0; k < 16; ++k)
+          r[k] = k < nr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
           float* d = dst + (j0 + k) * ldd + i0;
-          if (accumulate)
-            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), r[k]));
-          else
-            _mm512_storeu_ps(d, r[k]);
+          if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
+          _mm512_mask_storeu_ps(d, row_mask, r[k]);
         }
       }
-      for (; j0 < cols; ++j0)
-        for (int k = 0; k < 16; ++k) {
-          T v = src[(i0 + k) * lds + j0];
-          T& d = dst[j0 * ldd + i0 + k];
-          d = accumulate ? d + v : v;
-        }
     }
+    return;
   }
 #endif
-  for (int i = i0; i < rows; ++i)
+  for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) {
       T v = src[i * lds + j];
       T& d = dst[j * ldd + i];
