@@ -121,12 +121,13 @@ tensor<float> gated_eval(gated_basic_block<float>& block, const tensor<float>& x
 
 TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-mask", "[gating]") {
   // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, and 17x17
-  // with more than one 64-column panel) or in dot form (few tiles: 5x5), conv1 direct (stride 2); random BN
-  // statistics so the folding matters.
+  // with more than one 64-column panel) or in dot form (few tiles: 5x5 in 4 x 4 register blocks, 9x9 in
+  // 3 x 5), conv1 direct (stride 2; 6x6 and 9x9 outputs); random BN statistics so the folding matters.
   struct geometry {
     int c_in, c_out, stride, hw;
   };
-  for (const auto& g : {geometry{16, 16, 1, 34}, geometry{96, 96, 1, 17}, geometry{128, 128, 1, 5}, geometry{32, 64, 2, 12}})
+  for (const auto& g : {geometry{16, 16, 1, 34}, geometry{96, 96, 1, 17}, geometry{128, 128, 1, 5}, geometry{72, 72, 1, 9},
+                         geometry{32, 64, 2, 12}, geometry{24, 40, 2, 18}})
     for (double d : {0.0, 0.3, 1.0}) {
       INFO("c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw << " density " << d);
       rng init(21);
