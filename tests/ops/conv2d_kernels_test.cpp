@@ -1,4 +1,4 @@
-// CPU conv2d kernels against the scalar reference: every fast path (Winograd F(4,3), direct, im2col)
+// CPU conv2d kernels against the scalar reference: every fast path (Winograd F(4,3) and F(3,3), direct, im2col)
 // in double and float, over odd shapes, plus the add-into contract of the backward kernels and
 // bitwise repeatability.
 #include <sslgate/ops/cpu/conv2d.hpp>
@@ -174,7 +174,11 @@ TEST_CASE("conv2d float kernels on wide layers (shared-chunk and per-thread Wino
                                         {1, 32, 1, 1, 40, 3, 3, 1, 1, 1, 1},
                                         {1, 33, 5, 5, 47, 3, 3, 1, 1, 3, 3},
                                         {3, 32, 34, 34, 32, 3, 3, 1, 1, 1, 1},
-                                        {2, 64, 8, 8, 96, 3, 3, 2, 2, 1, 1}};
+                                        {2, 64, 8, 8, 96, 3, 3, 2, 2, 1, 1},
+                                        // F(3,3) (9x9, 6x6 and 5x5 maps): per-thread chunks, panel mode
+                                        {2, 40, 9, 9, 48, 3, 3, 1, 1, 1, 1},
+                                        {3, 24, 6, 6, 20, 3, 3, 1, 1, 1, 1},
+                                        {2, 256, 5, 5, 256, 3, 3, 1, 1, 1, 1}};
   const int saved = omp_get_max_threads();
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);

@@ -13,6 +13,9 @@
 //                           Measured (1 thread, batch 64) 1.9x faster than our direct kernel at
 //                           64ch 32x32, 2.2x at 128ch 16x16, 2.4x at 256ch 8x8 and 4x at 512ch 4x4 (one
 //                           6x6 tile per image, no padding waste), so there is no size cut-off.
+//                           Forward and backward-data take F(3,3) (points 0, 1, -1, 2, inf) instead
+//                           where its 3x3 tiles need fewer products (wino_tile_size: 9x9, 6x6, 5x5
+//                           maps; ~30% fewer at 9x9 and 5x5).
 //                           Schedules: per-thread chunks of tiles when the transformed filters U are
 //                           small; "panel mode" when U > 4 MB and all tiles' transforms fit in 24 MB
 //                           (8x8 and 4x4 maps, 256-512 channels): filters are transformed per 64-channel
@@ -496,28 +499,77 @@ inline void wino_dw_1d(const vf* u, vf* g) {  // G^T u, 6 -> 3 (adjoint of wino_
   g[2] = xsimd::fma(vf(1.f / 6.f), s34 - s12, u[5]);
 }
 
-// Geometry of a 3x3 stride-1 conv computed with F(4,3): out[Y][X] = sum in[Y+ky-ph][X+kx-pw] g[ky][kx]
-// (ph, pw may be negative: backward-data with padding 3 crops). Tiles of 4x4 outputs, tile rows
-// flattened over (image, tile row) so a chunk of work can span images (4x4 maps: one tile per image).
+// ----- Winograd F(3,3), points 0, 1, -1, 2, inf (5x5 input tiles, 25 products per tile) ---------------
+// For maps a multiple of 3 wide, or just over one of 4, it needs ~30% fewer products than F(4,3): 9x9 takes
+// 9 tiles either way (225 products against 324), 5x5 takes 4 (100 against 144). Forward only.
+inline void wino3_in_1d(const vf* d, vf* v) {  // B^T d, 5 -> 5
+  const vf t31 = d[3] - d[1];
+  v[0] = xsimd::fma(vf(2.f), d[0] - d[2], t31);
+  v[1] = d[3] - d[2] - vf(2.f) * d[1];
+  v[2] = xsimd::fnma(vf(3.f), d[2], xsimd::fma(vf(2.f), d[1], d[3]));
+  v[3] = t31;
+  v[4] = xsimd::fnma(vf(2.f), d[3], xsimd::fma(vf(2.f), d[1], d[4] - d[2]));
+}
+inline void wino3_out_1d(const vf* m, vf* o) {  // A^T m, 5 -> 3
+  const vf s12 = m[1] + m[2];
+  o[0] = m[0] + s12 + m[3];
+  o[1] = xsimd::fma(vf(2.f), m[3], m[1] - m[2]);
+  o[2] = xsimd::fma(vf(4.f), m[3], s12) + m[4];
+}
+inline void wino3_w_1d(const vf* g, vf* u) {  // G g, 3 -> 5
+  const vf s02 = g[0] + g[2];
+  u[0] = g[0] * vf(0.5f);
+  u[1] = (s02 + g[1]) * vf(-0.5f);
+  u[2] = (s02 - g[1]) * vf(-1.f / 6.f);
+  u[3] = xsimd::fma(vf(1.f / 6.f), g[0], xsimd::fma(vf(1.f / 3.f), g[1], g[2] * vf(2.f / 3.f)));
+  u[4] = g[2];
+}
+// F(M,3): tile of M x M outputs from (M + 2) x (M + 2) inputs.
+template <int M>
+struct wino_tile;
+template <>
+struct wino_tile<4> {
+  static void in(const vf* d, vf* v) { wino_in_1d(d, v); }
+  static void out(const vf* m, vf* o) { wino_out_1d(m, o); }
+  static void weight(const vf* g, vf* u) { wino_w_1d(g, u); }
+};
+template <>
+struct wino_tile<3> {
+  static void in(const vf* d, vf* v) { wino3_in_1d(d, v); }
+  static void out(const vf* m, vf* o) { wino3_out_1d(m, o); }
+  static void weight(const vf* g, vf* u) { wino3_w_1d(g, u); }
+};
+
+// Geometry of a 3x3 stride-1 conv computed with F(m,3), m = 4 (3 where a caller picks it, forward only):
+// out[Y][X] = sum in[Y+ky-ph][X+kx-pw] g[ky][kx] (ph, pw may be negative: backward-data with padding 3
+// crops). Tiles of m x m outputs, tile rows flattened over (image, tile row) so a chunk of work can span
+// images (4x4 maps: one tile per image).
 struct wino_geom {
   int n, cin, h, w, cout, oh, ow, ph, pw;
-  int th, tw, cinp, coutp;
+  int th, tw, cinp, coutp, m;
   long rows() const { return long(n) * th; }
-  int pcols() const { return 4 * tw + 2; }
+  int pcols() const { return m * tw + 2; }
+  int points() const { return (m + 2) * (m + 2); }  // transform-domain values per tile (xi)
 };
 // Row stride for transform-domain matrices: a multiple of 256 floats would put the micro-kernel's
 // rows in a handful of L1 sets.
 inline std::ptrdiff_t padded_ld(int cp) { return cp % 256 == 0 ? cp + vw : cp; }
 
-inline wino_geom make_geom(int n, int cin, int h, int w, int cout, int oh, int ow, int ph, int pw) {
-  wino_geom g{n, cin, h, w, cout, oh, ow, ph, pw, (oh + 3) / 4, (ow + 3) / 4, 0, 0};
+// F(3,3) where its tiles need fewer products than F(4,3)'s (the 9x9 and 5x5 maps of the CIFAR ResNets: 225
+// against 324 and 100 against 144 per channel pair; 6x6 too), else F(4,3).
+inline int wino_tile_size(int oh, int ow) {
+  const auto products = [&](int m) { return long((oh + m - 1) / m) * ((ow + m - 1) / m) * (m + 2) * (m + 2); };
+  return products(3) < products(4) ? 3 : 4;
+}
+inline wino_geom make_geom(int n, int cin, int h, int w, int cout, int oh, int ow, int ph, int pw, int m = 4) {
+  wino_geom g{n, cin, h, w, cout, oh, ow, ph, pw, (oh + m - 1) / m, (ow + m - 1) / m, 0, 0, m};
   g.cinp = int(round_up(cin, vw));
   g.coutp = int(round_up(cout, vw));
   return g;
 }
 
 // Channels-last copy of the input rows needed by tile rows [r0, r1): per image segment, padded rows
-// 4a .. 4b+1, pcols columns, cinp channels, zero outside the image. Returns per-tile-row row pointers.
+// m*a .. m*b+1, pcols columns, cinp channels, zero outside the image. Returns per-tile-row row pointers.
 inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, const wino_geom& g, long r0,
                             long r1) {
   const int pc = g.pcols();
@@ -526,7 +578,7 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
   for (long r = r0; r < r1;) {
     const int img = int(r / g.th), a = int(r % g.th);
     const int b = int(std::min<long>(g.th, a + (r1 - r)));
-    const int prow0 = 4 * a, nprow = 4 * (b - a) + 2;
+    const int prow0 = g.m * a, nprow = g.m * (b - a) + 2;
     std::memset(dst, 0, sizeof(float) * rs * nprow);
     const float* src = in + std::size_t(img) * g.cin * g.h * g.w;
     const int c_lo = std::max(0, g.pw), c_hi = std::min(pc, g.w + g.pw);
@@ -536,72 +588,85 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
       transpose(dst + q * rs + std::ptrdiff_t(c_lo) * g.cinp, g.cinp, src + std::ptrdiff_t(iy) * g.w + (c_lo - g.pw),
                 std::ptrdiff_t(g.h) * g.w, g.cin, c_hi - c_lo, false);
     }
-    for (int t = a; t < b; ++t) row_ptr[r - r0 + (t - a)] = dst + std::ptrdiff_t(4 * (t - a)) * rs;
+    for (int t = a; t < b; ++t) row_ptr[r - r0 + (t - a)] = dst + std::ptrdiff_t(g.m * (t - a)) * rs;
     dst += rs * nprow;
     r += b - a;
   }
 }
 
 // V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp).
-inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
-                                 const float* const* row_ptr, const wino_geom& g, long nrows) {
+template <int M>
+inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
+                                   const float* const* row_ptr, const wino_geom& g, long nrows) {
+  constexpr int A = M + 2;
   const std::ptrdiff_t rs = std::ptrdiff_t(g.pcols()) * g.cinp;
   for (long r = 0; r < nrows; ++r)
     for (int tx = 0; tx < g.tw; ++tx) {
-      const float* base = row_ptr[r] + std::ptrdiff_t(4 * tx) * g.cinp;
+      const float* base = row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp;
       float* vt = V + (t0 + r * g.tw + tx) * vld;
       for (int c = 0; c < g.cinp; c += vw) {
-        vf d[6][6], tmp[6][6];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 6; ++j) d[i][j] = vf::load_aligned(base + i * rs + std::ptrdiff_t(j) * g.cinp + c);
-        for (int j = 0; j < 6; ++j) {  // columns
-          vf col[6], out[6];
-          for (int i = 0; i < 6; ++i) col[i] = d[i][j];
-          wino_in_1d(col, out);
-          for (int i = 0; i < 6; ++i) tmp[i][j] = out[i];
+        vf d[A][A], tmp[A][A];
+        for (int i = 0; i < A; ++i)
+          for (int j = 0; j < A; ++j) d[i][j] = vf::load_aligned(base + i * rs + std::ptrdiff_t(j) * g.cinp + c);
+        for (int j = 0; j < A; ++j) {  // columns
+          vf col[A], out[A];
+          for (int i = 0; i < A; ++i) col[i] = d[i][j];
+          wino_tile<M>::in(col, out);
+          for (int i = 0; i < A; ++i) tmp[i][j] = out[i];
         }
-        for (int i = 0; i < 6; ++i) {  // rows
-          vf out[6];
-          wino_in_1d(tmp[i], out);
-          for (int j = 0; j < 6; ++j) out[j].store_aligned(vt + (i * 6 + j) * xi_stride + c);
+        for (int i = 0; i < A; ++i) {  // rows
+          vf out[A];
+          wino_tile<M>::in(tmp[i], out);
+          for (int j = 0; j < A; ++j) out[j].store_aligned(vt + (i * A + j) * xi_stride + c);
         }
       }
     }
 }
+inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
+                                 const float* const* row_ptr, const wino_geom& g, long nrows) {
+  if (g.m == 3) wino_input_transform_m<3>(V, xi_stride, vld, t0, row_ptr, g, nrows);
+  else wino_input_transform_m<4>(V, xi_stride, vld, t0, row_ptr, g, nrows);
+}
 
 // One tile row of the output transform: the tw tiles of M starting at mrow (M[xi][t][co]) into ybuf,
-// channels-last [4][4*tw][coutp].
-inline void wino_output_row(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g) {
-  const std::ptrdiff_t yrs = std::ptrdiff_t(4 * g.tw) * g.coutp;
+// channels-last [m][m*tw][coutp].
+template <int M>
+inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g) {
+  constexpr int A = M + 2;
+  const std::ptrdiff_t yrs = std::ptrdiff_t(M * g.tw) * g.coutp;
   for (int tx = 0; tx < g.tw; ++tx) {
     const float* mt = mrow + tx * mld;
     for (int c = 0; c < g.coutp; c += vw) {
-      vf tmp[4][6];
-      for (int j = 0; j < 6; ++j) {
-        vf col[6], o[4];
-        for (int i = 0; i < 6; ++i) col[i] = vf::load_aligned(mt + (i * 6 + j) * xi_stride + c);
-        wino_out_1d(col, o);
-        for (int i = 0; i < 4; ++i) tmp[i][j] = o[i];
+      vf tmp[M][A];
+      for (int j = 0; j < A; ++j) {
+        vf col[A], o[M];
+        for (int i = 0; i < A; ++i) col[i] = vf::load_aligned(mt + (i * A + j) * xi_stride + c);
+        wino_tile<M>::out(col, o);
+        for (int i = 0; i < M; ++i) tmp[i][j] = o[i];
       }
-      for (int i = 0; i < 4; ++i) {
-        vf o[4];
-        wino_out_1d(tmp[i], o);
-        for (int j = 0; j < 4; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(4 * tx + j) * g.coutp + c);
+      for (int i = 0; i < M; ++i) {
+        vf o[M];
+        wino_tile<M>::out(tmp[i], o);
+        for (int j = 0; j < M; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(M * tx + j) * g.coutp + c);
       }
     }
   }
+}
+inline void wino_output_row(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g) {
+  if (g.m == 3) wino_output_row_m<3>(ybuf, mrow, xi_stride, mld, g);
+  else wino_output_row_m<4>(ybuf, mrow, xi_stride, mld, g);
 }
 
 // Output transform of M[xi][t][co] for rows [r0, r1) into out (NCHW), assign or add.
 inline void wino_output_transform(float* out, const float* M, std::ptrdiff_t xi_stride, std::ptrdiff_t mld,
                                   long t0, const wino_geom& g, long r0, long r1, float* ybuf, bool accumulate) {
-  const std::ptrdiff_t yrs = std::ptrdiff_t(4 * g.tw) * g.coutp;
+  const std::ptrdiff_t yrs = std::ptrdiff_t(g.m * g.tw) * g.coutp;
   for (long r = r0; r < r1; ++r) {
     const int img = int(r / g.th), ty = int(r % g.th);
     wino_output_row(ybuf, M + (t0 + (r - r0) * g.tw) * mld, xi_stride, mld, g);
     float* dst = out + std::size_t(img) * g.cout * g.oh * g.ow;
-    for (int i = 0; i < 4 && 4 * ty + i < g.oh; ++i)
-      transpose(dst + std::ptrdiff_t(4 * ty + i) * g.ow, std::ptrdiff_t(g.oh) * g.ow, ybuf + i * yrs, g.coutp,
+    for (int i = 0; i < g.m && g.m * ty + i < g.oh; ++i)
+      transpose(dst + std::ptrdiff_t(g.m * ty + i) * g.ow, std::ptrdiff_t(g.oh) * g.ow, ybuf + i * yrs, g.coutp,
                 g.ow, g.cout, accumulate);
   }
 }
@@ -615,32 +680,38 @@ inline std::ptrdiff_t panel_at(int K, int np, int k, int n) {
   return std::ptrdiff_t(n0) * K + std::ptrdiff_t(k) * w + (n - n0);
 }
 
-// U[xi] (K x np, panel-packed) = (G g G^T)[xi] for the 3x3 filter g_{n,k}; filters come channels-last
-// as wt[k][tap][n] (n padded to np, zero beyond). Rows k in [k0, k1).
-inline void wino_weight_transform(float* U, const float* wt, int K, int np, int k0, int k1) {
+// U[xi] (K x np, panel-packed) = (G g G^T)[xi] (F(M,3)) for the 3x3 filter g_{n,k}; filters come
+// channels-last as wt[k][tap][n] (n padded to np, zero beyond). Rows k in [k0, k1).
+template <int M>
+inline void wino_weight_transform_m(float* U, const float* wt, int K, int np, int k0, int k1) {
+  constexpr int A = M + 2;
   const std::ptrdiff_t xs = std::ptrdiff_t(K) * np;
   for (int k = k0; k < k1; ++k)
     for (int c = 0; c < np; c += vw) {
       const std::ptrdiff_t at = panel_at(K, np, k, c);
-      vf gg[3][3], tmp[6][3];
+      vf gg[3][3], tmp[A][3];
       for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(wt + (std::ptrdiff_t(k) * 9 + t) * np + c);
       for (int j = 0; j < 3; ++j) {
-        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[6];
-        wino_w_1d(col, o);
-        for (int i = 0; i < 6; ++i) tmp[i][j] = o[i];
+        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[A];
+        wino_tile<M>::weight(col, o);
+        for (int i = 0; i < A; ++i) tmp[i][j] = o[i];
       }
-      for (int i = 0; i < 6; ++i) {
-        vf o[6];
-        wino_w_1d(tmp[i], o);
-        for (int j = 0; j < 6; ++j) o[j].store_aligned(U + (i * 6 + j) * xs + at);
+      for (int i = 0; i < A; ++i) {
+        vf o[A];
+        wino_tile<M>::weight(tmp[i], o);
+        for (int j = 0; j < A; ++j) o[j].store_aligned(U + (i * A + j) * xs + at);
       }
     }
+}
+inline void wino_weight_transform(int m, float* U, const float* wt, int K, int np, int k0, int k1) {
+  if (m == 3) wino_weight_transform_m<3>(U, wt, K, np, k0, k1);
+  else wino_weight_transform_m<4>(U, wt, K, np, k0, k1);
 }
 
 // Tile rows per chunk: enough tiles that each U panel read is reused, few enough that the chunk's
 // transform-domain data (V and M) stays near the core.
 inline long wino_chunk_rows(const wino_geom& g, long budget_bytes, long min_tiles, long max_rows) {
-  const long bytes_per_tile = 36L * (g.cinp + g.coutp) * 4;
+  const long bytes_per_tile = long(g.points()) * (g.cinp + g.coutp) * 4;
   const long tiles = std::max(min_tiles, budget_bytes / bytes_per_tile);
   long rows = std::clamp<long>(tiles / g.tw, 1, std::max<long>(1, max_rows));
   // Prefer a tile count that fills whole micro-kernel row blocks.
@@ -656,8 +727,9 @@ void wino_conv_panels(float* out, const float* in, const wino_geom& g, FillWt& f
   const long total = g.rows(), tiles = total * g.tw;
   const std::ptrdiff_t vld = padded_ld(g.cinp), mld = padded_ld(g.coutp);
   const std::ptrdiff_t v_xi = tiles * vld, m_xi = tiles * mld;
-  float* Vs = scratch(slot_v).get<float>(36 * v_xi);
-  float* Ms = scratch(slot_m).get<float>(36 * m_xi);
+  const int X = g.points();
+  float* Vs = scratch(slot_v).get<float>(X * v_xi);
+  float* Ms = scratch(slot_m).get<float>(X * m_xi);
   const int n_panels = (g.coutp + panel_w - 1) / panel_w;
 #pragma omp parallel num_threads(nth)
   {
@@ -666,10 +738,10 @@ void wino_conv_panels(float* out, const float* in, const wino_geom& g, FillWt& f
     long a, b;
     split_range(total, nt, tid, a, b);
     const long my_rows = std::max<long>(1, b - a);
-    float* xbuf = scratch(slot_a).get<float>((4 * my_rows + 2 * std::min<long>(my_rows, g.n) + 2) * pc * g.cinp);
+    float* xbuf = scratch(slot_a).get<float>((g.m * my_rows + 2 * std::min<long>(my_rows, g.n) + 2) * pc * g.cinp);
     const float** row_ptr = scratch(slot_b).get<const float*>(my_rows);
     float* ybuf = scratch(slot_c).get<float>(16L * g.tw * g.coutp);
-    float* wt = scratch(slot_d).get<float>(std::size_t(g.cin) * panel_w * (9 + 36));
+    float* wt = scratch(slot_d).get<float>(std::size_t(g.cin) * panel_w * (9 + X));
     float* U = wt + std::size_t(g.cin) * panel_w * 9;
     if (b > a) {
       wino_pack_input(xbuf, row_ptr, in, g, a, b);
@@ -681,8 +753,8 @@ void wino_conv_panels(float* out, const float* in, const wino_geom& g, FillWt& f
     for (long p = p0; p < p1; ++p) {
       const int n0 = int(p) * panel_w, pw = std::min(panel_w, g.coutp - n0);
       fill_wt(wt, 0, g.cin, n0, n0 + pw, pw);
-      wino_weight_transform(U, wt, g.cin, pw, 0, g.cin);
-      for (int xi = 0; xi < 36; ++xi)
+      wino_weight_transform(g.m, U, wt, g.cin, pw, 0, g.cin);
+      for (int xi = 0; xi < X; ++xi)
         gemm(int(tiles), pw, g.cin, Vs + xi * v_xi, vld, 1, U + std::ptrdiff_t(xi) * g.cin * pw, 0,
              Ms + xi * m_xi + n0, mld, false);
     }
@@ -691,31 +763,31 @@ void wino_conv_panels(float* out, const float* in, const wino_geom& g, FillWt& f
   }
 }
 
-// out (=/+=) conv3x3_s1(in, g) with Winograd F(4,3). fill_wt writes the filters channels-last (see
-// forward_filler / backward_data_filler).
+// out (=/+=) conv3x3_s1(in, g) with Winograd F(m,3), m = g.m. fill_wt writes the filters channels-last
+// (see forward_filler / backward_data_filler).
 //
 // Naive loop:
 //   for n, co, Y < oh, X < ow:  out[n][co][Y][X] (+)= sum_{ci, ky, kx} in[n][ci][Y+ky-ph][X+kx-pw] * g[co][ci][ky][kx]
-// Here: per chunk of 4x4 output tiles, V = B^T d B (6x6 per tile and channel), M[xi] = V[xi] U[xi]
-// (36 GEMMs, tiles x cin x cout), out = A^T M A.
+// Here: per chunk of m x m output tiles, V = B^T d B ((m+2)^2 per tile and channel), M[xi] = V[xi] U[xi]
+// ((m+2)^2 GEMMs, tiles x cin x cout), out = A^T M A.
 template <class FillWt>
 void wino_conv(float* out, const float* in, const wino_geom& g, FillWt&& fill_wt, bool accumulate) {
-  const int nth = omp_get_max_threads();
+  const int nth = omp_get_max_threads(), X = g.points();
   const std::ptrdiff_t u_xi = std::ptrdiff_t(g.cin) * g.coutp;
   const long total = g.rows();
-  const long u_bytes = 36L * u_xi * 4;
+  const long u_bytes = long(X) * u_xi * 4;
   const std::ptrdiff_t vld = padded_ld(g.cinp), mld = padded_ld(g.coutp);
   // Panel mode when U is big (> 4 MB) and the transform-domain data of all tiles fits in L3
   // (<= 24 MB: the 4x4 and 8x8 maps with 256-512 channels). All tiles are transformed once; then each
   // thread takes whole 64-wide output-channel panels, transforming that panel's filters right before
-  // its 36 products, so U never exists in full and never goes to DRAM. (Measured at 512ch 4x4, 1 thread:
+  // its products, so U never exists in full and never goes to DRAM. (Measured at 512ch 4x4, 1 thread:
   // ~30 ms per call against ~40 ms with U materialised.)
-  if (u_bytes > (4L << 20) && total * g.tw * 36L * (vld + mld) * 4 <= (24L << 20)) {
+  if (u_bytes > (4L << 20) && total * g.tw * X * (vld + mld) * 4 <= (24L << 20)) {
     wino_conv_panels(out, in, g, fill_wt, accumulate);
     return;
   }
   float* wt = scratch(slot_wt).get<float>(std::size_t(g.cin) * 9 * g.coutp);
-  float* U = scratch(slot_u).get<float>(36 * u_xi);
+  float* U = scratch(slot_u).get<float>(X * u_xi);
   // Shared-chunk mode when U is big but the batch's tiles are too many for panel mode and few per
   // thread: all threads work on one chunk, the products split by (xi, column panel) so each thread
   // streams only its share of U. Otherwise each thread runs whole chunks of its own tile rows.
@@ -725,8 +797,8 @@ void wino_conv(float* out, const float* in, const wino_geom& g, FillWt&& fill_wt
                             : wino_chunk_rows(g, 512L << 10, u_bytes > (4L << 20) ? 128 : 48, (total + nth - 1) / nth);
   const long n_chunks = (total + chunk - 1) / chunk;
   const std::ptrdiff_t v_xi = chunk * g.tw * vld, m_xi = chunk * g.tw * mld;
-  float* Vs = shared ? scratch(slot_v).get<float>(36 * v_xi) : nullptr;
-  float* Ms = shared ? scratch(slot_m).get<float>(36 * m_xi) : nullptr;
+  float* Vs = shared ? scratch(slot_v).get<float>(X * v_xi) : nullptr;
+  float* Ms = shared ? scratch(slot_m).get<float>(X * m_xi) : nullptr;
   const int panel = ukr_nv * vw, n_panels = (g.coutp + panel - 1) / panel;
 #pragma omp parallel num_threads(nth)
   {
@@ -734,22 +806,22 @@ void wino_conv(float* out, const float* in, const wino_geom& g, FillWt&& fill_wt
     long lo, hi;
     split_range(g.cin, nt, tid, lo, hi);
     fill_wt(wt, int(lo), int(hi), 0, g.coutp, g.coutp);
-    wino_weight_transform(U, wt, g.cin, g.coutp, int(lo), int(hi));
+    wino_weight_transform(g.m, U, wt, g.cin, g.coutp, int(lo), int(hi));
     const int pc = g.pcols();
-    float* xbuf = scratch(slot_a).get<float>((4 * chunk + 2 * std::min<long>(chunk, g.n) + 2) * pc * g.cinp);
+    float* xbuf = scratch(slot_a).get<float>((g.m * chunk + 2 * std::min<long>(chunk, g.n) + 2) * pc * g.cinp);
     const float** row_ptr = scratch(slot_b).get<const float*>(chunk);
     float* ybuf = scratch(slot_c).get<float>(16L * g.tw * g.coutp);
 #pragma omp barrier
     if (!shared) {
-      float* V = scratch(slot_d).get<float>(36 * (v_xi + m_xi));
-      float* M = V + 36 * v_xi;
+      float* V = scratch(slot_d).get<float>(X * (v_xi + m_xi));
+      float* M = V + X * v_xi;
       long ra, rb;
       split_range(total, nt, tid, ra, rb);
       for (long r0 = ra; r0 < rb; r0 += chunk) {
         const long r1 = std::min(rb, r0 + chunk), tiles = (r1 - r0) * g.tw;
         wino_pack_input(xbuf, row_ptr, in, g, r0, r1);
         wino_input_transform(V, v_xi, vld, 0, row_ptr, g, r1 - r0);
-        for (int xi = 0; xi < 36; ++xi)
+        for (int xi = 0; xi < X; ++xi)
           gemm(int(tiles), g.coutp, g.cin, V + xi * v_xi, vld, 1, U + xi * u_xi, 0, M + xi * m_xi, mld, false);
         wino_output_transform(out, M, m_xi, mld, 0, g, r0, r1, ybuf, accumulate);
       }
@@ -764,7 +836,7 @@ void wino_conv(float* out, const float* in, const wino_geom& g, FillWt&& fill_wt
         }
 #pragma omp barrier
         long i0, i1;
-        split_range(36L * n_panels, nt, tid, i0, i1);
+        split_range(long(X) * n_panels, nt, tid, i0, i1);
         for (long it = i0; it < i1; ++it) {
           const int xi = int(it / n_panels), n0 = int(it % n_panels) * panel;
           gemm(int(tiles), std::min(panel, g.coutp - n0), g.cin, Vs + xi * v_xi, vld, 1,
@@ -1298,7 +1370,8 @@ void conv2d_forward(T* y, const T* x, const T* w, const conv2d_params& p) {
   p.validate();
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_winograd(p)) {
-      const auto g = detail::make_geom(p.n, p.c_in, p.h, p.w, p.c_out, p.out_h(), p.out_w(), p.pad_h, p.pad_w);
+      const auto g = detail::make_geom(p.n, p.c_in, p.h, p.w, p.c_out, p.out_h(), p.out_w(), p.pad_h, p.pad_w,
+                                       detail::wino_tile_size(p.out_h(), p.out_w()));
       detail::wino_conv(y, x, g, detail::forward_filler(w, p.c_out, p.c_in), false);
       return;
     }
@@ -1316,7 +1389,8 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const conv2d_params& p
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_winograd(p)) {
       // dx = conv3x3_s1(dy, flip(w)^T) with padding 2 - p (negative: crop).
-      const auto g = detail::make_geom(p.n, p.c_out, p.out_h(), p.out_w(), p.c_in, p.h, p.w, 2 - p.pad_h, 2 - p.pad_w);
+      const auto g = detail::make_geom(p.n, p.c_out, p.out_h(), p.out_w(), p.c_in, p.h, p.w, 2 - p.pad_h, 2 - p.pad_w,
+                                       detail::wino_tile_size(p.h, p.w));
       detail::wino_conv(dx, dy, g, detail::backward_data_filler(w, p.c_in), accumulate);
       return;
     }

@@ -3,7 +3,7 @@
 //   h_n = relu(conv1(x_n)[A_n] * s1[A_n] + b1[A_n])      only the open output channels A_n of sample n
 //   o_n = conv2(h_n, w2[:, A_n])                          reduction over exactly those channels
 // Random per-sample channel sets make weight gathers the enemy: a sample's tiles are few (4 at 5x5) and the
-// weights many (36 x 512 x 512 transformed floats), so nothing here copies weights per sample. Instead:
+// weights many (25 x 512 x 512 transformed floats), so nothing here copies weights per sample. Instead:
 //   * the weights are transformed / packed into layouts where a channel subset is a list of row pointers,
 //     once, and kept by the block until their content changes (prepared_weights);
 //   * conv1 (output channels gated) runs in "dot" form: out[row][col] = <a_row, b_col> with SIMD lanes over
@@ -18,6 +18,8 @@
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
 //     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; chunks
 //     grow with the weights, since a gated sample reuses each weight row d times less than a dense one.
+//   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
+//     maps), so the gated and the dense path do the same transform-domain work per channel pair.
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
@@ -202,11 +204,13 @@ inline void pack_rows(float* panel, int ld, const float* const* src, int c, int 
 // ---------------------------------------------------------------------------------------------
 // Weight preparation (when the prepared copy is stale).
 // ---------------------------------------------------------------------------------------------
-// U[xi*xs + k*ks + n] = (G g G^T)[xi] of the 3x3 filter between "row" k and "column" n, where
+// U[xi*xs + k*ks + n] = (G g G^T)[xi] (F(M,3)) of the 3x3 filter between "row" k and "column" n, where
 // g = w[co][ci] * scale[co] with (k, n) = (co, ci) if k_is_out, else (ci, co). Columns n >= real stay 0.
 // Rows k in [k0, k1).
+template <int M>
 inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
                          const float* scale, bool k_is_out, int k0, int k1, float* tmp /* 9 * np */) {
+  constexpr int A = M + 2;
   const int real_n = k_is_out ? c_in : c_out;
   for (int k = k0; k < k1; ++k) {
     std::fill(tmp, tmp + 9 * np, 0.f);
@@ -217,17 +221,17 @@ inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np,
       for (int t = 0; t < 9; ++t) tmp[t * np + n] = src[t] * s;
     }
     for (int c = 0; c < np; c += vw) {
-      vf gg[3][3], t6[6][3];
+      vf gg[3][3], ta[A][3];
       for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(tmp + t * np + c);
       for (int j = 0; j < 3; ++j) {
-        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[6];
-        detail::wino_w_1d(col, o);
-        for (int i = 0; i < 6; ++i) t6[i][j] = o[i];
+        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[A];
+        detail::wino_tile<M>::weight(col, o);
+        for (int i = 0; i < A; ++i) ta[i][j] = o[i];
       }
-      for (int i = 0; i < 6; ++i) {
-        vf o[6];
-        detail::wino_w_1d(t6[i], o);
-        for (int j = 0; j < 6; ++j) o[j].store_unaligned(U + (i * 6 + j) * xs + std::ptrdiff_t(k) * ks + c);
+      for (int i = 0; i < A; ++i) {
+        vf o[A];
+        detail::wino_tile<M>::weight(ta[i], o);
+        for (int j = 0; j < A; ++j) o[j].store_unaligned(U + (i * A + j) * xs + std::ptrdiff_t(k) * ks + c);
       }
     }
   }
@@ -279,9 +283,10 @@ inline std::uint64_t content_key(std::initializer_list<std::pair<const float*, s
   }
   return ((h[0] ^ (h[1] >> 29)) * mul) ^ ((h[2] ^ (h[3] >> 31)) * mul);
 }
-// The key of the whole from the parts' keys, in order. Never 0 (0 marks "nothing prepared").
-inline std::uint64_t combine_keys(const std::uint64_t* keys, int parts) {
-  std::uint64_t key = std::uint64_t(parts);
+// The key of the whole from the parts' keys, in order, and the layout (Winograd tile size) prepared. Never 0
+// (0 marks "nothing prepared").
+inline std::uint64_t combine_keys(const std::uint64_t* keys, int parts, int layout) {
+  std::uint64_t key = (std::uint64_t(parts) << 8) | std::uint64_t(layout);
   for (int q = 0; q < parts; ++q) key = (key ^ keys[q]) * key_mul;
   return key == 0 ? 1 : key;
 }
@@ -327,6 +332,12 @@ inline bool gated_block_supported(const block_params& p) {
   return p.c_out >= detail::winograd_min_channels;
 }
 
+inline void wino_weights(int m, float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
+                         const float* scale, bool k_is_out, int k0, int k1, float* tmp) {
+  if (m == 3) wino_weights<3>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
+  else wino_weights<4>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
+}
+
 // o[n] (assigned, [n, c_out, oh, ow]) = tail(conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n])) for every
 // sample; samples with no open channel get o[n] = tail(0). Returns the MACs executed, counted as direct-convolution MACs
 // (9 per output and reduction channel, as the FLOPs model does) over the channels computed.
@@ -342,17 +353,18 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 
   // Transform-domain geometry of one sample (conv1 input side and conv2 both sides share tiles: same oh x ow
   // when conv1 is stride 1; conv2 always works on oh x ow).
-  const auto g2full = detail::make_geom(1, co, oh, ow, co, oh, ow, 1, 1);
+  const int m = detail::wino_tile_size(oh, ow), X = (m + 2) * (m + 2);  // as the dense conv2d picks it
+  const auto g2full = detail::make_geom(1, co, oh, ow, co, oh, ow, 1, 1, m);
   const int tiles = g2full.th * g2full.tw;  // per sample, conv2 (and conv1 when stride 1)
   const std::ptrdiff_t vld1 = detail::padded_ld(cinp), mld2 = detail::padded_ld(coutp);
 
   // conv1 weights: Winograd, U1t[xi][co][ci] (BN1 scale folded), or direct, W1p[co][tap][cinp].
   const std::ptrdiff_t u1_ld = vld1, u1_xi = std::ptrdiff_t(co) * u1_ld;
-  float* U1 = wino1 ? prepared.u1.get<float>(36 * u1_xi) : nullptr;
+  float* U1 = wino1 ? prepared.u1.get<float>(X * u1_xi) : nullptr;
   float* W1p = wino1 ? nullptr : prepared.u1.get<float>(std::size_t(co) * 9 * cinp);
   // conv2 weights: U2[xi][ci][co].
   const std::ptrdiff_t u2_ld = mld2, u2_xi = std::ptrdiff_t(co) * u2_ld;
-  float* U2 = prepared.u2.get<float>(36 * u2_xi);
+  float* U2 = prepared.u2.get<float>(X * u2_xi);
   std::vector<std::uint64_t> part_keys(static_cast<std::size_t>(nth));
   std::uint64_t key = 0;
   bool stale = true;
@@ -372,17 +384,17 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // or more already reuses each weight row that often, and its own data (1.6 MB and up) outgrows L2: bigger
   // chunks only moved it to L3, so such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2
   // and 128@17 blocks 5-15% faster at densities 0.25-0.75).
-  const std::size_t per_sample_max = 36ull * tiles * (vld1 + 2 * coutp + mld2) * 4;
-  const std::size_t weight_bytes = 4 * (36 * std::size_t(u2_xi) + (wino1 ? 36 * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
+  const std::size_t per_sample_max = std::size_t(X) * tiles * (vld1 + 2 * coutp + mld2) * 4;
+  const std::size_t weight_bytes = 4 * (X * std::size_t(u2_xi) + (wino1 ? X * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
   const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
   const int chunk = int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1, std::size_t((n + nth - 1) / nth)));
   const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
-  const std::size_t comp_max = 36ull * chunk * tiles * coutp;  // M1 or V2, all samples of a chunk
+  const std::size_t comp_max = std::size_t(X) * chunk * tiles * coutp;  // M1 or V2, all samples of a chunk
   std::int64_t macs = 0;
   for (int i = 0; i < n; ++i)
     macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
 
-  const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1);  // conv1 Winograd (stride 1: oh = h)
+  const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1, m);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
 
   // Chunks go to whichever thread is free: samples are independent, so the result does not depend on the
@@ -395,7 +407,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #pragma omp barrier
 #pragma omp single
     {
-      key = combine_keys(part_keys.data(), nt);
+      key = combine_keys(part_keys.data(), nt, m);
       stale = key != prepared.key;
       prepared.key = 0;  // until rebuilt below (an exception in between leaves no half-written copy marked valid)
     }
@@ -405,7 +417,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       long lo, hi;
       split_range(co, nt, tid, lo, hi);
       if (wino1) {
-        wino_weights(U1, u1_xi, u1_ld, cinp, w1, co, ci, s1, true, int(lo), int(hi), tmp);
+        wino_weights(m, U1, u1_xi, u1_ld, cinp, w1, co, ci, s1, true, int(lo), int(hi), tmp);
       } else {
         for (long c = lo; c < hi; ++c)
           for (int t = 0; t < 9; ++t) {
@@ -413,13 +425,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int k = 0; k < cinp; ++k) d[k] = k < ci ? w1[(c * ci + k) * 9 + t] * s1[c] : 0.f;
           }
       }
-      wino_weights(U2, u2_xi, u2_ld, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp);
+      wino_weights(m, U2, u2_xi, u2_ld, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp);
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
     // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
-    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(4 * g1.th + 4) * pc1 * cinp : 0,
-                                                                   std::size_t(4 * g2full.th + 4) * pc2 * coutp));
+    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
+                                                                   std::size_t(m * g2full.th + 4) * pc2 * coutp));
     float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
@@ -441,15 +453,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     }
     const std::ptrdiff_t zero_off = 0;
     std::vector<std::size_t> off(std::size_t(n) + 1);  // compact blocks' offsets (each thread its own copy)
-    float* V1 = gscratch(g_chunk).get<float>((wino1 ? 36 * v1_xi : 0) + 36 * m2_xi + 2 * comp_max);
-    float* M2 = V1 + (wino1 ? 36 * v1_xi : 0);
-    float* M1 = M2 + 36 * m2_xi;
+    float* V1 = gscratch(g_chunk).get<float>((wino1 ? X * v1_xi : 0) + X * m2_xi + 2 * comp_max);
+    float* M2 = V1 + (wino1 ? X * v1_xi : 0);
+    float* M1 = M2 + X * m2_xi;
     float* V2 = M1 + comp_max;
 #pragma omp barrier
     for (int c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
       const int c1 = std::min(n, c0 + chunk);
       off[c0] = 0;
-      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(36) * tiles * ldn[i];
+      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(X) * tiles * ldn[i];
       const long s_lo = 0, s_hi = c1 - c0;
       // --- phase 1: conv1 input transform (Winograd) ---
       if (wino1)
@@ -466,7 +478,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       // ties at 25 x 128, loses at 9 x 256.
       if (wino1) {
         const bool packed = tiles * 8 > ci;
-        const long x0 = 0, x1 = 36;
+        const long x0 = 0, x1 = X;
         for (long xi = x0; xi < x1; ++xi)
           for (int i = c0; i < c1; ++i) {
             const auto& A = lists[std::size_t(i)];
@@ -509,7 +521,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int k = 0; k < ld; k += vw) keep[std::size_t(k / vw)] = lane_index + float(k) < vf(float(c));
         // h[y][x][.] goes to xbuf[y + 1][x + 1][.] (row stride rs); the border and the lanes >= c stay 0.
         const std::ptrdiff_t rs = std::ptrdiff_t(pc2) * ld;
-        std::memset(xbuf, 0, sizeof(float) * rs * (4 * g2full.th + 2));
+        std::memset(xbuf, 0, sizeof(float) * rs * (m * g2full.th + 2));
         const auto put_row = [&](float* dst, const float* src) {  // ow positions of ld channels
           for (int q = 0; q < ow; ++q)
             for (int k = 0; k < ld; k += vw) {
@@ -521,10 +533,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           auto gc = g1;
           gc.cout = c;
           gc.coutp = ld;
-          const std::ptrdiff_t yrs = std::ptrdiff_t(4 * gc.tw) * ld;
+          const std::ptrdiff_t yrs = std::ptrdiff_t(m * gc.tw) * ld;
           for (int r = 0; r < gc.th; ++r) {
             detail::wino_output_row(ybuf, M1 + off[i] - off[c0] + std::ptrdiff_t(r) * gc.tw * ld, std::ptrdiff_t(tiles) * ld, ld, gc);
-            for (int y = 4 * r; y < std::min(4 * r + 4, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - 4 * r) * yrs);
+            for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
           detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
@@ -542,7 +554,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           }
           for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
         }
-        for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(4 * r) * rs;
+        for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(m * r) * rs;
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
@@ -550,7 +562,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
       // --- phase 4: conv2 products with indexed weight rows, split by xi ---
       {
-        const long x0 = 0, x1 = 36;
+        const long x0 = 0, x1 = X;
         for (long xi = x0; xi < x1; ++xi) {
           const float* ubase = U2 + xi * u2_xi;
           for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
