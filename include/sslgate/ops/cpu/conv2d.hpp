@@ -501,7 +501,8 @@ inline void wino_dw_1d(const vf* u, vf* g) {  // G^T u, 6 -> 3 (adjoint of wino_
 
 // ----- Winograd F(3,3), points 0, 1, -1, 2, inf (5x5 input tiles, 25 products per tile) ---------------
 // For maps a multiple of 3 wide, or just over one of 4, it needs ~30% fewer products than F(4,3): 9x9 takes
-// 9 tiles either way (225 products against 324), 5x5 takes 4 (100 against 144). Forward only.
+// 9 tiles either way (225 products against 324), 5x5 takes 4 (100 against 144). Used by the forward-style
+// convolutions (forward, backward-data); the weight gradient keeps F(4,3).
 inline void wino3_in_1d(const vf* d, vf* v) {  // B^T d, 5 -> 5
   const vf t31 = d[3] - d[1];
   v[0] = xsimd::fma(vf(2.f), d[0] - d[2], t31);
@@ -540,7 +541,7 @@ struct wino_tile<3> {
   static void weight(const vf* g, vf* u) { wino3_w_1d(g, u); }
 };
 
-// Geometry of a 3x3 stride-1 conv computed with F(m,3), m = 4 (3 where a caller picks it, forward only):
+// Geometry of a 3x3 stride-1 conv computed with F(m,3), m = 4 or 3 (see wino_tile_size):
 // out[Y][X] = sum in[Y+ky-ph][X+kx-pw] g[ky][kx] (ph, pw may be negative: backward-data with padding 3
 // crops). Tiles of m x m outputs, tile rows flattened over (image, tile row) so a chunk of work can span
 // images (4x4 maps: one tile per image).
