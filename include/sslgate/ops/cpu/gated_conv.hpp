@@ -369,7 +369,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   std::uint64_t key = 0;
   bool stale = true;
 
-  // Per-sample offsets of the compact blocks (M1 / V2: tiles x ld_n per xi, ld_n = round_up(|A_n|)).
+  // Open channels per sample and their row stride in the compact arrays M1 / V2 (each xi slice holds the
+  // chunk's samples one after another, tiles x ld_n floats each, ld_n = round_up(|A_n|)).
   std::vector<int> cnt(n), ldn(n);
   for (int i = 0; i < n; ++i) {
     cnt[i] = int(lists[std::size_t(i)].size());
@@ -389,7 +390,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
   const int chunk = int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1, std::size_t((n + nth - 1) / nth)));
   const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
-  const std::size_t comp_max = std::size_t(X) * chunk * tiles * coutp;  // M1 or V2, all samples of a chunk
+  const std::size_t comp_max = std::size_t(X) * (std::size_t(chunk) * tiles * coutp + vw);  // M1 or V2, a chunk
   std::int64_t macs = 0;
   for (int i = 0; i < n; ++i)
     macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
@@ -452,7 +453,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       boff[t] = std::ptrdiff_t(t) * cinp;
     }
     const std::ptrdiff_t zero_off = 0;
-    std::vector<std::size_t> off(std::size_t(n) + 1);  // compact blocks' offsets (each thread its own copy)
+    std::vector<std::size_t> off(std::size_t(n) + 1);  // a sample's offset in an xi slice of M1 / V2 (per thread)
     float* V1 = gscratch(g_chunk).get<float>((wino1 ? X * v1_xi : 0) + X * m2_xi + 2 * comp_max);
     float* M2 = V1 + (wino1 ? X * v1_xi : 0);
     float* M1 = M2 + X * m2_xi;
@@ -461,7 +462,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     for (int c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
       const int c1 = std::min(n, c0 + chunk);
       off[c0] = 0;
-      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(X) * tiles * ldn[i];
+      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
+      const std::ptrdiff_t comp_xi = detail::padded_ld(int(off[c1]));  // M1 and V2: [xi][sample][tile][ld_i]
       const long s_lo = 0, s_hi = c1 - c0;
       // --- phase 1: conv1 input transform (Winograd) ---
       if (wino1)
@@ -484,7 +486,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const auto& A = lists[std::size_t(i)];
             const int c = cnt[i], ld = ldn[i];
             if (c == 0) continue;
-            float* m1 = M1 + off[i] - off[c0] + xi * std::ptrdiff_t(tiles) * ld;
+            float* m1 = M1 + xi * comp_xi + off[i];
             const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
             const float* ubase = U1 + xi * u1_xi;
             if (packed) {
@@ -535,7 +537,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           gc.coutp = ld;
           const std::ptrdiff_t yrs = std::ptrdiff_t(m * gc.tw) * ld;
           for (int r = 0; r < gc.th; ++r) {
-            detail::wino_output_row(ybuf, M1 + off[i] - off[c0] + std::ptrdiff_t(r) * gc.tw * ld, std::ptrdiff_t(tiles) * ld, ld, gc);
+            detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
@@ -558,7 +560,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_input_transform(V2 + off[i] - off[c0], std::ptrdiff_t(tiles) * ld, ld, 0, row_ptr, gi, gi.th);
+        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th);
       }
       // --- phase 4: conv2 products with indexed weight rows, split by xi ---
       {
@@ -570,7 +572,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int i = c0; i < c1; ++i) {
               const int c = cnt[i], ld = ldn[i];
               if (c == 0) continue;
-              const float* a = V2 + off[i] - off[c0] + xi * std::ptrdiff_t(tiles) * ld;
+              const float* a = V2 + xi * comp_xi + off[i];
               float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
               const int* idx = lists[std::size_t(i)].data();
               for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
