@@ -681,6 +681,20 @@ inline std::ptrdiff_t panel_at(int K, int np, int k, int n) {
   return std::ptrdiff_t(n0) * K + std::ptrdiff_t(k) * w + (n - n0);
 }
 
+// u[i*(M+2) + j] = (G g G^T)[i][j] (F(M,3)) of the 3x3 filters g, one per lane.
+template <int M>
+inline void wino_weight_tile(const vf (&g)[3][3], vf* u) {
+  constexpr int A = M + 2;
+  vf cols[A][3];
+  for (int j = 0; j < 3; ++j) {
+    const vf col[3] = {g[0][j], g[1][j], g[2][j]};
+    vf o[A];
+    wino_tile<M>::weight(col, o);
+    for (int i = 0; i < A; ++i) cols[i][j] = o[i];
+  }
+  for (int i = 0; i < A; ++i) wino_tile<M>::weight(cols[i], u + i * A);
+}
+
 // U[xi] (K x np, panel-packed) = (G g G^T)[xi] (F(M,3)) for the 3x3 filter g_{n,k}; filters come
 // channels-last as wt[k][tap][n] (n padded to np, zero beyond). Rows k in [k0, k1).
 template <int M>
@@ -690,18 +704,10 @@ inline void wino_weight_transform_m(float* U, const float* wt, int K, int np, in
   for (int k = k0; k < k1; ++k)
     for (int c = 0; c < np; c += vw) {
       const std::ptrdiff_t at = panel_at(K, np, k, c);
-      vf gg[3][3], tmp[A][3];
+      vf gg[3][3], u[A * A];
       for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(wt + (std::ptrdiff_t(k) * 9 + t) * np + c);
-      for (int j = 0; j < 3; ++j) {
-        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[A];
-        wino_tile<M>::weight(col, o);
-        for (int i = 0; i < A; ++i) tmp[i][j] = o[i];
-      }
-      for (int i = 0; i < A; ++i) {
-        vf o[A];
-        wino_tile<M>::weight(tmp[i], o);
-        for (int j = 0; j < A; ++j) o[j].store_aligned(U + (i * A + j) * xs + at);
-      }
+      wino_weight_tile<M>(gg, u);
+      for (int q = 0; q < A * A; ++q) u[q].store_aligned(U + q * xs + at);
     }
 }
 inline void wino_weight_transform(int m, float* U, const float* wt, int K, int np, int k0, int k1) {

@@ -221,24 +221,22 @@ inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np,
       for (int t = 0; t < 9; ++t) tmp[t * np + n] = src[t] * s;
     }
     for (int c = 0; c < np; c += vw) {
-      vf gg[3][3], ta[A][3];
+      vf gg[3][3], u[A * A];
       for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(tmp + t * np + c);
-      for (int j = 0; j < 3; ++j) {
-        vf col[3] = {gg[0][j], gg[1][j], gg[2][j]}, o[A];
-        detail::wino_tile<M>::weight(col, o);
-        for (int i = 0; i < A; ++i) ta[i][j] = o[i];
-      }
-      for (int i = 0; i < A; ++i) {
-        vf o[A];
-        detail::wino_tile<M>::weight(ta[i], o);
-        for (int j = 0; j < A; ++j) o[j].store_unaligned(U + (i * A + j) * xs + std::ptrdiff_t(k) * ks + c);
-      }
+      detail::wino_weight_tile<M>(gg, u);
+      for (int q = 0; q < A * A; ++q) u[q].store_unaligned(U + q * xs + std::ptrdiff_t(k) * ks + c);
     }
   }
 }
+inline void wino_weights(int m, float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
+                         const float* scale, bool k_is_out, int k0, int k1, float* tmp) {
+  if (m == 3) wino_weights<3>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
+  else wino_weights<4>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
+}
+
 
 // A block's weights in the kernels' layouts (conv1 transformed or packed with BN1's scale folded, conv2
-// transformed), kept by the block between calls: at 512 channels they are 75 MB, and writing them on every
+// transformed), kept by the block between calls: at 512 channels they are 54 MB, and writing them on every
 // call cost more than the products of a density-0.25 block. They are rebuilt whenever the content key of
 // the raw weights and scale changes (an optimizer step, a loaded checkpoint), so a stale copy is never used.
 // Like a training forward (BN's running statistics), an eval forward writes to its block: one block must not
@@ -330,12 +328,6 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 inline bool gated_block_supported(const block_params& p) {
   // conv2 must take Winograd (use_winograd's rule: >= 16 channels).
   return p.c_out >= detail::winograd_min_channels;
-}
-
-inline void wino_weights(int m, float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
-                         const float* scale, bool k_is_out, int k0, int k1, float* tmp) {
-  if (m == 3) wino_weights<3>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
-  else wino_weights<4>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
 }
 
 // o[n] (assigned, [n, c_out, oh, ow]) = tail(conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n])) for every
@@ -464,24 +456,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       off[c0] = 0;
       for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
       const std::ptrdiff_t comp_xi = detail::padded_ld(int(off[c1]));  // M1 and V2: [xi][sample][tile][ld_i]
-      const long s_lo = 0, s_hi = c1 - c0;
       // --- phase 1: conv1 input transform (Winograd) ---
       if (wino1)
-        for (long s = s_lo; s < s_hi; ++s) {
-          const int i = c0 + int(s);
+        for (int i = c0; i < c1; ++i) {
           if (cnt[i] == 0) continue;
           detail::wino_pack_input(xbuf, row_ptr, x + std::ptrdiff_t(i) * ci * in_plane, g1, 0, g1.th);
-          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, s * tiles, row_ptr, g1, g1.th);
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th);
         }
       // --- phase 2: conv1 products, split by xi ---
-      // Many tiles per sample: pack the open rows of U1[xi] into a [ci][open] panel (row copies and a 16x16
-      // transpose) and run the broadcast micro-kernel over the tiles. Few tiles: dot form, no packing, but a
-      // horizontal sum per product. Measured (2 threads, batch 64): packing wins at 81 tiles x 64 channels,
-      // ties at 25 x 128, loses at 9 x 256.
+      // Many tiles per sample: pack the open rows of U1[xi] into a [ci][open] panel (16x16 transposes read
+      // straight from the rows) and run the broadcast micro-kernel over the tiles. Few tiles: dot form, no
+      // packing, but the sums of each register block reduced at its end. Measured (2 threads, batch 64):
+      // packing wins at 81 tiles x 64 channels, ties at 25 x 128, loses at 9 x 256.
       if (wino1) {
         const bool packed = tiles * 8 > ci;
-        const long x0 = 0, x1 = X;
-        for (long xi = x0; xi < x1; ++xi)
+        for (int xi = 0; xi < X; ++xi)
           for (int i = c0; i < c1; ++i) {
             const auto& A = lists[std::size_t(i)];
             const int c = cnt[i], ld = ldn[i];
@@ -514,8 +503,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
       // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
       //     rows (no round trip through NCHW), then conv2's input transform; split by samples ---
-      for (long s = s_lo; s < s_hi; ++s) {
-        const int i = c0 + int(s);
+      for (int i = c0; i < c1; ++i) {
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
         if (c == 0) continue;
@@ -563,34 +551,30 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th);
       }
       // --- phase 4: conv2 products with indexed weight rows, split by xi ---
-      {
-        const long x0 = 0, x1 = X;
-        for (long xi = x0; xi < x1; ++xi) {
-          const float* ubase = U2 + xi * u2_xi;
-          for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
-            const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
-            for (int i = c0; i < c1; ++i) {
-              const int c = cnt[i], ld = ldn[i];
-              if (c == 0) continue;
-              const float* a = V2 + xi * comp_xi + off[i];
-              float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
-              const int* idx = lists[std::size_t(i)].data();
-              for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
-                const int mr = std::min(detail::ukr_mr, tiles - t0);
-                pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, ubase + n0, u2_ld, idx, c);
-              }
+      for (int xi = 0; xi < X; ++xi) {
+        const float* ubase = U2 + xi * u2_xi;
+        for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
+          const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+          for (int i = c0; i < c1; ++i) {
+            const int c = cnt[i], ld = ldn[i];
+            if (c == 0) continue;
+            const float* a = V2 + xi * comp_xi + off[i];
+            float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
+            const int* idx = lists[std::size_t(i)].data();
+            for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
+              const int mr = std::min(detail::ukr_mr, tiles - t0);
+              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, ubase + n0, u2_ld, idx, c);
             }
           }
         }
       }
       // --- phase 5: conv2 output transform, split by samples ---
-      for (long s = s_lo; s < s_hi; ++s) {
-        const int i = c0 + int(s);
+      for (int i = c0; i < c1; ++i) {
         float* on = o + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0)
           std::fill(on, on + co * plane, 0.f);
         else
-          detail::wino_output_transform(on, M2 + std::ptrdiff_t(s) * tiles * mld2, std::ptrdiff_t(m2_xi), mld2, 0, g2full, 0,
+          detail::wino_output_transform(on, M2 + std::ptrdiff_t(i - c0) * tiles * mld2, std::ptrdiff_t(m2_xi), mld2, 0, g2full, 0,
                                         g2full.th, ybuf, false);
         apply_tail(on, tail, tail.residual + std::ptrdiff_t(i) * co * plane, co, plane);
       }
