@@ -230,12 +230,19 @@ inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t l
         const __mmask16 col_mask = __mmask16((1u << nc) - 1);
         __m512 r[16];
         for (int k = 0; k < 16; ++k)
-          r[k] = k < nr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
+          r[k] = k >= nr ? _mm512_setzero_ps()
+                 : nc == 16 ? _mm512_loadu_ps(src + (i0 + k) * lds + j0)
+                            : _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0);
         transpose16(r);
         for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
           float* d = dst + (j0 + k) * ldd + i0;
-          if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
-          _mm512_mask_storeu_ps(d, row_mask, r[k]);
+          if (nr == 16) {  // full rows unmasked: masked stores cost several times more on some cores
+            if (accumulate) r[k] = _mm512_add_ps(_mm512_loadu_ps(d), r[k]);
+            _mm512_storeu_ps(d, r[k]);
+          } else {
+            if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
+            _mm512_mask_storeu_ps(d, row_mask, r[k]);
+          }
         }
       }
     }
@@ -583,12 +590,16 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
     std::memset(dst, 0, sizeof(float) * rs * nprow);
     const float* src = in + std::size_t(img) * g.cin * g.h * g.w;
     const int c_lo = std::max(0, g.pw), c_hi = std::min(pc, g.w + g.pw);
-    for (int q = 0; q < nprow; ++q) {
-      const int iy = prow0 + q - g.ph;
-      if (iy < 0 || iy >= g.h || c_hi <= c_lo) continue;
-      transpose(dst + q * rs + std::ptrdiff_t(c_lo) * g.cinp, g.cinp, src + std::ptrdiff_t(iy) * g.w + (c_lo - g.pw),
-                std::ptrdiff_t(g.h) * g.w, g.cin, c_hi - c_lo, false);
-    }
+    // 16 channels at a time down all rows: 16 input streams, which the hardware prefetcher follows (all
+    // channels per row would be cin streams at once).
+    for (int k0 = 0; k0 < g.cin; k0 += 16)
+      for (int q = 0; q < nprow; ++q) {
+        const int iy = prow0 + q - g.ph;
+        if (iy < 0 || iy >= g.h || c_hi <= c_lo) continue;
+        transpose(dst + q * rs + std::ptrdiff_t(c_lo) * g.cinp + k0, g.cinp,
+                  src + std::ptrdiff_t(k0) * g.h * g.w + std::ptrdiff_t(iy) * g.w + (c_lo - g.pw), std::ptrdiff_t(g.h) * g.w,
+                  std::min(16, g.cin - k0), c_hi - c_lo, false);
+      }
     for (int t = a; t < b; ++t) row_ptr[r - r0 + (t - a)] = dst + std::ptrdiff_t(g.m * (t - a)) * rs;
     dst += rs * nprow;
     r += b - a;
@@ -630,13 +641,15 @@ inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdif
 }
 
 // One tile row of the output transform: the tw tiles of M starting at mrow (M[xi][t][co]) into ybuf,
-// channels-last [m][m*tw][coutp].
+// channels-last [m][ow][coutp] (the last tile's columns past ow dropped), so the rows follow one another as
+// in an NCHW plane.
 template <int M>
 inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g) {
   constexpr int A = M + 2;
-  const std::ptrdiff_t yrs = std::ptrdiff_t(M * g.tw) * g.coutp;
+  const std::ptrdiff_t yrs = std::ptrdiff_t(g.ow) * g.coutp;
   for (int tx = 0; tx < g.tw; ++tx) {
     const float* mt = mrow + tx * mld;
+    const int cols = std::min(M, g.ow - M * tx);
     for (int c = 0; c < g.coutp; c += vw) {
       vf tmp[M][A];
       for (int j = 0; j < A; ++j) {
@@ -648,7 +661,7 @@ inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_
       for (int i = 0; i < M; ++i) {
         vf o[M];
         wino_tile<M>::out(tmp[i], o);
-        for (int j = 0; j < M; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(M * tx + j) * g.coutp + c);
+        for (int j = 0; j < cols; ++j) o[j].store_aligned(ybuf + i * yrs + std::ptrdiff_t(M * tx + j) * g.coutp + c);
       }
     }
   }
@@ -658,17 +671,16 @@ inline void wino_output_row(float* ybuf, const float* mrow, std::ptrdiff_t xi_st
   else wino_output_row_m<4>(ybuf, mrow, xi_stride, mld, g);
 }
 
-// Output transform of M[xi][t][co] for rows [r0, r1) into out (NCHW), assign or add.
+// Output transform of M[xi][t][co] for rows [r0, r1) into out (NCHW), assign or add. A tile row's output rows
+// are contiguous in each channel plane: one transpose writes them all (m * ow floats per channel).
 inline void wino_output_transform(float* out, const float* M, std::ptrdiff_t xi_stride, std::ptrdiff_t mld,
                                   long t0, const wino_geom& g, long r0, long r1, float* ybuf, bool accumulate) {
-  const std::ptrdiff_t yrs = std::ptrdiff_t(g.m * g.tw) * g.coutp;
   for (long r = r0; r < r1; ++r) {
     const int img = int(r / g.th), ty = int(r % g.th);
     wino_output_row(ybuf, M + (t0 + (r - r0) * g.tw) * mld, xi_stride, mld, g);
-    float* dst = out + std::size_t(img) * g.cout * g.oh * g.ow;
-    for (int i = 0; i < g.m && g.m * ty + i < g.oh; ++i)
-      transpose(dst + std::ptrdiff_t(g.m * ty + i) * g.ow, std::ptrdiff_t(g.oh) * g.ow, ybuf + i * yrs, g.coutp,
-                g.ow, g.cout, accumulate);
+    float* dst = out + std::size_t(img) * g.cout * g.oh * g.ow + std::ptrdiff_t(g.m * ty) * g.ow;
+    const int rows = std::min(g.m, g.oh - g.m * ty);
+    transpose(dst, std::ptrdiff_t(g.oh) * g.ow, ybuf, g.coutp, rows * g.ow, g.cout, accumulate);
   }
 }
 
@@ -1102,24 +1114,27 @@ inline direct_geom make_direct_geom(const conv2d_params& p) {
   return g;
 }
 
-// x image [cin][h][w] -> phase-split, channels-last, zero-padded xb. tmp: one padded row.
+// x image [cin][h][w] -> phase-split, channels-last, zero-padded xb. tmp: 16 w floats.
 inline void direct_pack_input(float* xb, float* tmp, const float* x, const direct_geom& g) {
   std::memset(xb, 0, sizeof(float) * g.img_floats());
   const int rows = std::min(g.h, g.prow_p * g.sh - g.ph);
-  for (int iy = 0; iy < rows; ++iy) {
-    const int r = iy + g.ph;
-    const float* src = x + std::ptrdiff_t(iy) * g.w;
-    if (g.sh == 1 && g.sw == 1) {
-      transpose(xb + (std::ptrdiff_t(r) * g.pcol + g.pw) * g.cinp, g.cinp, src, std::ptrdiff_t(g.h) * g.w, g.cin, g.w,
-                false);
-      continue;
-    }
-    transpose(tmp, g.cinp, src, std::ptrdiff_t(g.h) * g.w, g.cin, g.w, false);
-    for (int ix = 0; ix < g.w; ++ix) {
-      const int c = ix + g.pw;
-      float* d = xb + std::ptrdiff_t((r % g.sh) * g.sw + c % g.sw) * std::ptrdiff_t(g.phase_floats()) +
-                 (std::ptrdiff_t(r / g.sh) * g.pcol + c / g.sw) * g.cinp;
-      std::memcpy(d, tmp + std::ptrdiff_t(ix) * g.cinp, sizeof(float) * g.cin);
+  const std::ptrdiff_t plane = std::ptrdiff_t(g.h) * g.w;
+  for (int k0 = 0; k0 < g.cin; k0 += 16) {  // 16 channels down all rows: see wino_pack_input
+    const int kc = std::min(16, g.cin - k0);
+    for (int iy = 0; iy < rows; ++iy) {
+      const int r = iy + g.ph;
+      const float* src = x + k0 * plane + std::ptrdiff_t(iy) * g.w;
+      if (g.sh == 1 && g.sw == 1) {
+        transpose(xb + (std::ptrdiff_t(r) * g.pcol + g.pw) * g.cinp + k0, g.cinp, src, plane, kc, g.w, false);
+        continue;
+      }
+      transpose(tmp, 16, src, plane, kc, g.w, false);
+      for (int ix = 0; ix < g.w; ++ix) {
+        const int c = ix + g.pw;
+        float* d = xb + std::ptrdiff_t((r % g.sh) * g.sw + c % g.sw) * std::ptrdiff_t(g.phase_floats()) +
+                   (std::ptrdiff_t(r / g.sh) * g.pcol + c / g.sw) * g.cinp + k0;
+        std::memcpy(d, tmp + std::ptrdiff_t(ix) * 16, sizeof(float) * kc);
+      }
     }
   }
 }

@@ -42,7 +42,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_count };
+enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -65,33 +65,23 @@ inline __m512 hsum16(__m512* v) {
 }
 #endif
 
-// Dot form. Naive loop: for r < R, c < C:
-//   out[r*ors + c*ocs] = sum_s sum_{k < kv*vw} a[r][aoff[s] + k] * b[c][boff[s] + k]
+// Dot form. Naive loop: for r < R, c < C:  out[r*ors + c*ocs] = sum_{k < kv*vw} a[r][k] * b[c][k]
 template <int R, int C>
-inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const float* const* a, const float* const* b,
-                       const std::ptrdiff_t* aoff, const std::ptrdiff_t* boff, int nseg, int kv) {
+inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const float* const* a, const float* const* b, int kv) {
   vf acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = vf(0.f);
-  for (int s = 0; s < nseg; ++s) {
-    const float* ap[R];
-    const float* bp[C];
+  for (int kk = 0; kk < kv; ++kk) {
+    vf av[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) ap[r] = a[r] + aoff[s];
+    for (int r = 0; r < R; ++r) av[r] = vf::load_unaligned(a[r] + kk * vw);
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) bp[c] = b[c] + boff[s];
-    for (int kk = 0; kk < kv; ++kk) {
-      vf av[R];
+    for (int c = 0; c < C; ++c) {
+      const vf bv = vf::load_unaligned(b[c] + kk * vw);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) av[r] = vf::load_unaligned(ap[r] + kk * vw);
-#pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) {
-        const vf bv = vf::load_unaligned(bp[c] + kk * vw);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) acc[r][c] = xsimd::fma(av[r], bv, acc[r][c]);
-      }
+      for (int r = 0; r < R; ++r) acc[r][c] = xsimd::fma(av[r], bv, acc[r][c]);
     }
   }
 #if defined(__AVX512F__)
@@ -125,8 +115,7 @@ inline reg_block dot_block(long rows) {
   if (vw < 16) return {dot_r, dot_c};
   return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 5} : reg_block{4, 4};
 }
-using dot_fn = void (*)(float*, std::ptrdiff_t, std::ptrdiff_t, const float* const*, const float* const*, const std::ptrdiff_t*,
-                        const std::ptrdiff_t*, int, int);
+using dot_fn = void (*)(float*, std::ptrdiff_t, std::ptrdiff_t, const float* const*, const float* const*, int);
 template <int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
   return {&dot_kernel<R, C + 1>...};
@@ -207,9 +196,10 @@ inline void pack_rows(float* panel, int ld, const float* const* src, int c, int 
 // U[xi*xs + k*ks + n] = (G g G^T)[xi] (F(M,3)) of the 3x3 filter between "row" k and "column" n, where
 // g = w[co][ci] * scale[co] with (k, n) = (co, ci) if k_is_out, else (ci, co). Columns n >= real stay 0.
 // Rows k in [k0, k1).
+// panel_k > 0: each xi slice is panel-packed instead (detail::panel_at with panel_k rows; ks unused).
 template <int M>
 inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
-                         const float* scale, bool k_is_out, int k0, int k1, float* tmp /* 9 * np */) {
+                         const float* scale, bool k_is_out, int k0, int k1, float* tmp /* 9 * np */, int panel_k) {
   constexpr int A = M + 2;
   const int real_n = k_is_out ? c_in : c_out;
   for (int k = k0; k < k1; ++k) {
@@ -224,14 +214,15 @@ inline void wino_weights(float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np,
       vf gg[3][3], u[A * A];
       for (int t = 0; t < 9; ++t) gg[t / 3][t % 3] = vf::load_aligned(tmp + t * np + c);
       detail::wino_weight_tile<M>(gg, u);
-      for (int q = 0; q < A * A; ++q) u[q].store_unaligned(U + q * xs + std::ptrdiff_t(k) * ks + c);
+      const std::ptrdiff_t at = panel_k ? detail::panel_at(panel_k, np, k, c) : std::ptrdiff_t(k) * ks + c;
+      for (int q = 0; q < A * A; ++q) u[q].store_unaligned(U + q * xs + at);
     }
   }
 }
 inline void wino_weights(int m, float* U, std::ptrdiff_t xs, std::ptrdiff_t ks, int np, const float* w, int c_out, int c_in,
-                         const float* scale, bool k_is_out, int k0, int k1, float* tmp) {
-  if (m == 3) wino_weights<3>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
-  else wino_weights<4>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp);
+                         const float* scale, bool k_is_out, int k0, int k1, float* tmp, int panel_k = 0) {
+  if (m == 3) wino_weights<3>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp, panel_k);
+  else wino_weights<4>(U, xs, ks, np, w, c_out, c_in, scale, k_is_out, k0, k1, tmp, panel_k);
 }
 
 
@@ -354,8 +345,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const std::ptrdiff_t u1_ld = vld1, u1_xi = std::ptrdiff_t(co) * u1_ld;
   float* U1 = wino1 ? prepared.u1.get<float>(X * u1_xi) : nullptr;
   float* W1p = wino1 ? nullptr : prepared.u1.get<float>(std::size_t(co) * 9 * cinp);
-  // conv2 weights: U2[xi][ci][co].
-  const std::ptrdiff_t u2_ld = mld2, u2_xi = std::ptrdiff_t(co) * u2_ld;
+  // conv2 weights: U2[xi] (ci x coutp), panel-packed: a sample's open rows of one column panel lie in one
+  // contiguous block, in increasing order, which the next panel's prefetch and the hardware prefetcher follow.
+  const std::ptrdiff_t u2_xi = std::ptrdiff_t(co) * coutp;
   float* U2 = prepared.u2.get<float>(X * u2_xi);
   std::vector<std::uint64_t> part_keys(static_cast<std::size_t>(nth));
   std::uint64_t key = 0;
@@ -418,20 +410,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int k = 0; k < cinp; ++k) d[k] = k < ci ? w1[(c * ci + k) * 9 + t] * s1[c] : 0.f;
           }
       }
-      wino_weights(m, U2, u2_xi, u2_ld, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp);
+      wino_weights(m, U2, u2_xi, 0, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp, co);
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
-    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; keep, the lanes below |A_n|.
+    // direct conv1's packed input; hbuf, the direct conv1's output on its extended grid (conv2d.hpp's direct
+    // path), channels-last; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
     float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
                                                                    std::size_t(m * g2full.th + 4) * pc2 * coutp));
     float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
-    float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * plane);
+    float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
     std::vector<float> shift(static_cast<std::size_t>(coutp));
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
-    const reg_block db = dot_block(tiles), dd = dot_block(plane);  // Winograd tiles; direct: output positions
+    const reg_block db = dot_block(tiles);
     std::vector<const float*> ap(dot_r), bp(dot_c);
     std::vector<int> iota(std::size_t(std::max(ci, 1)));
     std::iota(iota.begin(), iota.end(), 0);
@@ -439,12 +432,14 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* rows = gscratch(g_part).get<float>(2 * std::size_t(coutp) * cinp);
     float* panel = rows + std::size_t(coutp) * cinp;
     std::vector<const float*> open_rows(static_cast<std::size_t>(coutp));
-    std::vector<std::ptrdiff_t> aoff(9), boff(9);
-    for (int t = 0; t < 9; ++t) {
-      aoff[t] = dg.tap_offset(t);
-      boff[t] = std::ptrdiff_t(t) * cinp;
-    }
-    const std::ptrdiff_t zero_off = 0;
+    // The direct conv1 (stride 2): a sample's open rows of W1p in column panels (9 cinp rows each), the
+    // panels' pack scratch, and the taps' input offsets.
+    const std::ptrdiff_t kt1 = 9 * std::ptrdiff_t(cinp);
+    float* dpanel = wino1 ? nullptr : gscratch(g_dpanel).get<float>(std::size_t(kt1) * (coutp + detail::panel_w));
+    float* dtmp = wino1 ? nullptr : dpanel + kt1 * coutp;
+    std::vector<std::ptrdiff_t> aoff(9);
+    for (int t = 0; t < 9; ++t) aoff[t] = dg.tap_offset(t);
+    std::vector<detail::useg> dsegs(9);
     std::vector<std::size_t> off(std::size_t(n) + 1);  // a sample's offset in an xi slice of M1 / V2 (per thread)
     float* V1 = gscratch(g_chunk).get<float>((wino1 ? X * v1_xi : 0) + X * m2_xi + 2 * comp_max);
     float* M2 = V1 + (wino1 ? X * v1_xi : 0);
@@ -468,8 +463,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       // straight from the rows) and run the broadcast micro-kernel over the tiles. Few tiles: dot form, no
       // packing, but the sums of each register block reduced at its end. Measured (2 threads, batch 64):
       // packing wins at 81 tiles x 64 channels, ties at 25 x 128, loses at 9 x 256.
-      if (wino1) {
-        const bool packed = tiles * 8 > ci;
+      if (wino1 && tiles * 8 > ci) {
         for (int xi = 0; xi < X; ++xi)
           for (int i = c0; i < c1; ++i) {
             const auto& A = lists[std::size_t(i)];
@@ -478,25 +472,31 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             float* m1 = M1 + xi * comp_xi + off[i];
             const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
             const float* ubase = U1 + xi * u1_xi;
-            if (packed) {
-              for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
-              pack_rows(panel, ld, open_rows.data(), c, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
-              for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
-                const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
-                for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
-                  const int mr = std::min(detail::ukr_mr, tiles - t0);
-                  pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
-                }
+            for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
+            pack_rows(panel, ld, open_rows.data(), c, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
+            for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
+              const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
+              for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
+                const int mr = std::min(detail::ukr_mr, tiles - t0);
+                pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
               }
-              continue;
             }
+          }
+      } else if (wino1) {
+        for (int xi = 0; xi < X; ++xi)
+          for (int i = c0; i < c1; ++i) {
+            const auto& A = lists[std::size_t(i)];
+            const int c = cnt[i], ld = ldn[i];
+            float* m1 = M1 + xi * comp_xi + off[i];
+            const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
+            const float* ubase = U1 + xi * u1_xi;
             for (int j0 = 0; j0 < c; j0 += db.cols) {
               const int cc = std::min(db.cols, c - j0);
               for (int q = 0; q < cc; ++q) bp[q] = ubase + std::ptrdiff_t(A[std::size_t(j0 + q)]) * u1_ld;
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
                 for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
-                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, 1, ap.data(), bp.data(), &zero_off, &zero_off, 1, cinp / vw);
+                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, 1, ap.data(), bp.data(), cinp / vw);
               }
             }
           }
@@ -523,26 +523,25 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           auto gc = g1;
           gc.cout = c;
           gc.coutp = ld;
-          const std::ptrdiff_t yrs = std::ptrdiff_t(m * gc.tw) * ld;
+          const std::ptrdiff_t yrs = std::ptrdiff_t(ow) * ld;  // wino_output_row's row stride
           for (int r = 0; r < gc.th; ++r) {
             detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
           detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
-          for (int j0 = 0; j0 < c; j0 += dd.cols) {
-            const int cc = std::min(dd.cols, c - j0);
-            for (int q = 0; q < cc; ++q) bp[q] = W1p + std::ptrdiff_t(A[std::size_t(j0 + q)]) * 9 * cinp;
-            for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += dd.rows) {
-              const int rr = int(std::min<std::ptrdiff_t>(dd.rows, plane - q0));
-              for (int r = 0; r < rr; ++r) {
-                const std::ptrdiff_t q = q0 + r, oy = q / ow, ox = q % ow;
-                ap[r] = x1buf + (oy * dg.pcol + ox) * cinp;
-              }
-              pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, 1, ap.data(), bp.data(), aoff.data(), boff.data(), 9, cinp / vw);
-            }
+          // Many output positions per sample (289, 81, 25 on the CIFAR stride-2 blocks): the open rows of W1p,
+          // packed once per sample into column panels, serve every position through the broadcast micro-kernel
+          // (measured 5-15% faster per block than the dot form, which reduces every register block's sums).
+          for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = W1p + std::ptrdiff_t(A[std::size_t(j)]) * kt1;
+          for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
+            const int w = std::min(detail::panel_w, ld - n0);
+            pack_rows(dpanel + std::ptrdiff_t(n0) * kt1, w, open_rows.data() + n0, std::clamp(c - n0, 0, w), int(kt1), dtmp);
           }
-          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
+          const float* a1 = x1buf;
+          float* h1 = hbuf;
+          detail::gemm_taps(int(dg.m()), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data());
+          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * dg.pcol * ld);
         }
         for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(m * r) * rs;
         auto gi = g2full;
@@ -551,11 +550,19 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th);
       }
       // --- phase 4: conv2 products with indexed weight rows, split by xi ---
+      const float* const u2_end = U2 + X * u2_xi;
+      constexpr int ukr_lines = detail::panel_w * 4 / 64;
       for (int xi = 0; xi < X; ++xi) {
-        const float* ubase = U2 + xi * u2_xi;
         for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
           const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+          const float* panel = U2 + xi * u2_xi + std::ptrdiff_t(n0) * co;  // co rows x nv * vw
+          // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
+          // first reads of it would otherwise each wait on memory.
+          const char* next = reinterpret_cast<const char*>(panel + std::ptrdiff_t(co) * nv * vw);
+          const std::ptrdiff_t next_lines = std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * ukr_lines, (reinterpret_cast<const char*>(u2_end) - next) / 64);
           for (int i = c0; i < c1; ++i) {
+            for (std::ptrdiff_t q = next_lines * (i - c0) / (c1 - c0), qe = next_lines * (i + 1 - c0) / (c1 - c0); q < qe; ++q)
+              __builtin_prefetch(next + 64 * q, 0, 2);
             const int c = cnt[i], ld = ldn[i];
             if (c == 0) continue;
             const float* a = V2 + xi * comp_xi + off[i];
@@ -563,7 +570,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const int* idx = lists[std::size_t(i)].data();
             for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
               const int mr = std::min(detail::ukr_mr, tiles - t0);
-              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, ubase + n0, u2_ld, idx, c);
+              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
             }
           }
         }
