@@ -121,30 +121,38 @@ tensor<float> gated_eval(gated_basic_block<float>& block, const tensor<float>& x
 
 TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-mask", "[gating]") {
   // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, and 17x17
-  // with more than one 64-column panel) or in dot form (few tiles: 5x5 in 4 x 4 register blocks, 9x9 in
-  // 3 x 5), conv1 direct (stride 2; 6x6 and 9x9 outputs); random BN statistics so the folding matters.
+  // with more than one 64-column panel; few tiles with few channels: 9x9 at 16) or in dot form (few tiles: 5x5
+  // in 4 x 4 register blocks, 9x9 in 3 x 5), conv1 direct (stride 2; 6x6 and 9x9 outputs); chunks per thread
+  // (1 thread, or many tiles) and the batch shared by 2 threads (few tiles); random BN statistics so the
+  // folding matters.
   struct geometry {
     int c_in, c_out, stride, hw;
   };
-  for (const auto& g : {geometry{16, 16, 1, 34}, geometry{96, 96, 1, 17}, geometry{128, 128, 1, 5}, geometry{72, 72, 1, 9},
-                         geometry{32, 64, 2, 12}, geometry{24, 40, 2, 18}})
-    for (double d : {0.0, 0.3, 1.0}) {
-      INFO("c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw << " density " << d);
-      rng init(21);
-      gated_basic_block<float> block(g.c_in, g.c_out, g.stride, init);
-      std::vector<layers::batchnorm<float>*> bns{&block.bn1_g, &block.bn2_g};
-      if (block.downsample) bns.push_back(&block.downsample->second);
-      for (auto* bn : bns) {
-        rng r(22);
-        bn->running_mean = tensor<float>::uniform({g.c_out}, r, -0.2f, 0.2f);
-        bn->running_var = tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f);
-        bn->weight.copy_from(tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f));
+  const int threads_before = num_threads();
+  const geometry shapes[] = {{16, 16, 1, 34}, {96, 96, 1, 17}, {128, 128, 1, 5}, {72, 72, 1, 9},
+                             {16, 16, 1, 9},   {32, 64, 2, 12}, {24, 40, 2, 18}};
+  for (int threads : {1, 2})
+    for (const auto& g : shapes)
+      for (double d : {0.0, 0.3, 1.0}) {
+        set_num_threads(threads);
+        INFO("threads " << threads << " c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw
+                        << " density " << d);
+        rng init(21);
+        gated_basic_block<float> block(g.c_in, g.c_out, g.stride, init);
+        std::vector<layers::batchnorm<float>*> bns{&block.bn1_g, &block.bn2_g};
+        if (block.downsample) bns.push_back(&block.downsample->second);
+        for (auto* bn : bns) {
+          rng r(22);
+          bn->running_mean = tensor<float>::uniform({g.c_out}, r, -0.2f, 0.2f);
+          bn->running_var = tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f);
+          bn->weight.copy_from(tensor<float>::uniform({g.c_out}, r, 0.5f, 1.5f));
+        }
+        const tensor<float> x = random({4, g.c_in, g.hw, g.hw}, 23).cast<float>();
+        const tensor<float> mask = random_mask(4, g.c_out, d, 24).cast<float>();
+        // float rounding of two summation orders
+        CHECK(testing::nmse(gated_eval(block, x, mask, true), gated_eval(block, x, mask, false).cast<double>()) <= 1e-10);
       }
-      const tensor<float> x = random({4, g.c_in, g.hw, g.hw}, 23).cast<float>();
-      const tensor<float> mask = random_mask(4, g.c_out, d, 24).cast<float>();
-      // float rounding of two summation orders
-      CHECK(testing::nmse(gated_eval(block, x, mask, true), gated_eval(block, x, mask, false).cast<double>()) <= 1e-10);
-    }
+  set_num_threads(threads_before);
 }
 
 TEST_CASE("float eval: the kernel's prepared weights follow every change of the weights", "[gating]") {

@@ -42,7 +42,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_count };
+enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -420,7 +420,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const std::size_t per_sample_max = std::size_t(X) * tiles * (vld1 + 2 * coutp + mld2) * 4;
   const std::size_t weight_bytes = 4 * (X * std::size_t(u2_xi) + (wino1 ? X * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
   const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
-  const int chunk = int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1, std::size_t((n + nth - 1) / nth)));
+  // With few tiles a chunk would be a thread's whole share of the batch, and both threads would stream all the
+  // transformed weights. Instead the whole batch is one chunk that the threads share: the products split by
+  // transform point (and output channel halves or column panels), the transforms by samples, with a barrier
+  // between phases.
+  // Each weight is then read once per call, by one thread, for every sample of the batch.
+  const bool whole_batch = tiles < 25 && nth > 1;
+  const int chunk = whole_batch ? n
+                                : int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1,
+                                                              std::size_t((n + nth - 1) / nth)));
   const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
   const std::size_t comp_max = std::size_t(X) * (std::size_t(chunk) * tiles * coutp + vw);  // M1 or V2, a chunk
   std::int64_t macs = 0;
@@ -430,8 +438,14 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1, m);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
 
-  // Chunks go to whichever thread is free: samples are independent, so the result does not depend on the
-  // assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
+  // The shared chunk's buffers and its samples' offsets in an xi slice of M1 / V2.
+  const std::size_t chunk_floats = (wino1 ? X * v1_xi : 0) + X * m2_xi + 2 * comp_max;
+  float* const batch_buf = whole_batch ? gscratch(g_batch).get<float>(chunk_floats) : nullptr;
+  std::vector<std::size_t> batch_off(whole_batch ? std::size_t(n) + 1 : 0);
+  for (int i = 0; whole_batch && i < n; ++i) batch_off[std::size_t(i) + 1] = batch_off[std::size_t(i)] + std::size_t(tiles) * ldn[i];
+
+  // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
+  // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
   std::atomic<int> next{0};
 #pragma omp parallel num_threads(nth)
   {
@@ -488,32 +502,38 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     std::vector<std::ptrdiff_t> aoff(9);
     for (int t = 0; t < 9; ++t) aoff[t] = dg.tap_offset(t);
     std::vector<detail::useg> dsegs(9);
-    std::vector<std::size_t> off(std::size_t(n) + 1);  // a sample's offset in an xi slice of M1 / V2 (per thread)
-    float* V1 = gscratch(g_chunk).get<float>((wino1 ? X * v1_xi : 0) + X * m2_xi + 2 * comp_max);
-    float* M2 = V1 + (wino1 ? X * v1_xi : 0);
-    float* M1 = M2 + X * m2_xi;
-    float* V2 = M1 + comp_max;
+    // The chunk [c0, c1): its buffers, its samples' offsets in an xi slice of M1 / V2 (M1 and V2 are
+    // [xi][sample][tile][ld_i], comp_xi floats per xi).
+    std::vector<std::size_t> own_off(whole_batch ? 0 : std::size_t(n) + 1);
+    std::size_t* const off = whole_batch ? batch_off.data() : own_off.data();
+    float* const V1 = whole_batch ? batch_buf : gscratch(g_chunk).get<float>(chunk_floats);
+    float* const M2 = V1 + (wino1 ? X * v1_xi : 0);
+    float* const M1 = M2 + X * m2_xi;
+    float* const V2 = M1 + comp_max;
+    int c0 = 0, c1 = 0;
+    std::ptrdiff_t comp_xi = 0;
+    const bool packed1 = wino1 && tiles * 8 > ci;
+    const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);
 #pragma omp barrier
-    for (int c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
-      const int c1 = std::min(n, c0 + chunk);
-      off[c0] = 0;
-      for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
-      const std::ptrdiff_t comp_xi = detail::padded_ld(int(off[c1]));  // M1 and V2: [xi][sample][tile][ld_i]
-      // --- phase 1: conv1 input transform (Winograd) ---
+    // --- phase 1: conv1 input transform (Winograd), samples [i0, i1) ---
+    const auto conv1_input = [&](int i0, int i1) {
       if (wino1)
-        for (int i = c0; i < c1; ++i) {
+        for (int i = i0; i < i1; ++i) {
           if (cnt[i] == 0) continue;
           detail::wino_pack_input(xbuf, row_ptr, x + std::ptrdiff_t(i) * ci * in_plane, g1, 0, g1.th);
           detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th);
         }
-      // --- phase 2: conv1 products, split by xi ---
+    };
+    // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
+    //     the packed form takes both halves of an item's xi at once ---
+    const auto conv1_products = [&](int i0, int i1, int q_lo, int q_hi) {
       // Many tiles per sample: pack the open rows of U1[xi] into a [ci][open] panel (16x16 transposes read
       // straight from the rows) and run the broadcast micro-kernel over the tiles. Few tiles: dot form, no
       // packing, but the sums of each register block reduced at its end. Measured (2 threads, batch 64):
       // packing wins at 81 tiles x 64 channels, ties at 25 x 128, loses at 9 x 256.
-      if (wino1 && tiles * 8 > ci) {
-        for (int xi = 0; xi < X; ++xi)
-          for (int i = c0; i < c1; ++i) {
+      if (packed1) {
+        for (int xi = q_lo / 2; xi < q_hi / 2; ++xi)
+          for (int i = i0; i < i1; ++i) {
             const auto& A = lists[std::size_t(i)];
             const int c = cnt[i], ld = ldn[i];
             if (c == 0) continue;
@@ -531,15 +551,18 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             }
           }
       } else if (wino1) {
-        for (int xi = 0; xi < X; ++xi)
-          for (int i = c0; i < c1; ++i) {
+        for (int q = q_lo; q < q_hi; ++q)
+          for (int i = i0; i < i1; ++i) {
+            const int xi = q / 2, r_lo = q % 2 ? co / 2 : 0, r_hi = q % 2 ? co : co / 2;
             const auto& A = lists[std::size_t(i)];
-            const int c = cnt[i], ld = ldn[i];
+            const int ld = ldn[i];
+            const int j_lo = int(std::lower_bound(A.begin(), A.end(), r_lo) - A.begin());
+            const int j_hi = int(std::lower_bound(A.begin() + j_lo, A.end(), r_hi) - A.begin());
             float* m1 = M1 + xi * comp_xi + off[i];
             const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
             const float* ubase = U1 + xi * u1_xi;
-            for (int j0 = 0; j0 < c; j0 += db.cols) {
-              const int cc = std::min(db.cols, c - j0);
+            for (int j0 = j_lo; j0 < j_hi; j0 += db.cols) {
+              const int cc = std::min(db.cols, j_hi - j0);
               for (int q = 0; q < cc; ++q) bp[q] = ubase + std::ptrdiff_t(A[std::size_t(j0 + q)]) * u1_ld;
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
@@ -549,9 +572,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             }
           }
       }
-      // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
-      //     rows (no round trip through NCHW), then conv2's input transform; split by samples ---
-      for (int i = c0; i < c1; ++i) {
+    };
+    // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
+    //     rows (no round trip through NCHW), then conv2's input transform; samples [i0, i1) ---
+    const auto conv2_input = [&](int i0, int i1) {
+      for (int i = i0; i < i1; ++i) {
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
         if (c == 0) continue;
@@ -597,34 +622,37 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         gi.cinp = ld;
         detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th);
       }
-      // --- phase 4: conv2 products with indexed weight rows, split by xi ---
+    };
+    // --- phase 4: conv2 products with indexed weight rows, items [q_lo, q_hi) of (xi, column panel) ---
+    const auto conv2_products = [&](int q_lo, int q_hi) {
       const float* const u2_end = U2 + X * u2_xi;
       constexpr int ukr_lines = detail::panel_w * 4 / 64;
-      for (int xi = 0; xi < X; ++xi) {
-        for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
-          const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
-          const float* panel = U2 + xi * u2_xi + std::ptrdiff_t(n0) * co;  // co rows x nv * vw
-          // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
-          // first reads of it would otherwise each wait on memory.
-          const char* next = reinterpret_cast<const char*>(panel + std::ptrdiff_t(co) * nv * vw);
-          const std::ptrdiff_t next_lines = std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * ukr_lines, (reinterpret_cast<const char*>(u2_end) - next) / 64);
-          for (int i = c0; i < c1; ++i) {
-            for (std::ptrdiff_t q = next_lines * (i - c0) / (c1 - c0), qe = next_lines * (i + 1 - c0) / (c1 - c0); q < qe; ++q)
-              __builtin_prefetch(next + 64 * q, 0, 2);
-            const int c = cnt[i], ld = ldn[i];
-            if (c == 0) continue;
-            const float* a = V2 + xi * comp_xi + off[i];
-            float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
-            const int* idx = lists[std::size_t(i)].data();
-            for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
-              const int mr = std::min(detail::ukr_mr, tiles - t0);
-              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
-            }
+      for (int item = q_lo; item < q_hi; ++item) {
+        const int xi = item / panels2, n0 = item % panels2 * detail::panel_w;
+        const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+        const float* panel = U2 + xi * u2_xi + std::ptrdiff_t(n0) * co;  // co rows x nv * vw
+        // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
+        // first reads of it would otherwise each wait on memory.
+        const char* next = reinterpret_cast<const char*>(panel + std::ptrdiff_t(co) * nv * vw);
+        const std::ptrdiff_t next_lines = std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * ukr_lines, (reinterpret_cast<const char*>(u2_end) - next) / 64);
+        for (int i = c0; i < c1; ++i) {
+          for (std::ptrdiff_t q = next_lines * (i - c0) / (c1 - c0), qe = next_lines * (i + 1 - c0) / (c1 - c0); q < qe; ++q)
+            __builtin_prefetch(next + 64 * q, 0, 2);
+          const int c = cnt[i], ld = ldn[i];
+          if (c == 0) continue;
+          const float* a = V2 + xi * comp_xi + off[i];
+          float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
+          const int* idx = lists[std::size_t(i)].data();
+          for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
+            const int mr = std::min(detail::ukr_mr, tiles - t0);
+            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
           }
         }
       }
-      // --- phase 5: conv2 output transform, split by samples ---
-      for (int i = c0; i < c1; ++i) {
+    };
+    // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1) ---
+    const auto conv2_output = [&](int i0, int i1) {
+      for (int i = i0; i < i1; ++i) {
         float* on = o + std::ptrdiff_t(i) * co * plane;
         const float* res = tail.residual + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0) {
@@ -638,6 +666,37 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const std::ptrdiff_t p0 = std::ptrdiff_t(m * r) * ow;
           transpose_tail(on + p0, plane, ybuf, coutp, std::min(m, oh - m * r) * ow, co, tail, res + p0);
         }
+      }
+    };
+
+    if (whole_batch) {
+      c1 = n;
+      comp_xi = detail::padded_ld(int(off[n]));
+      long lo, hi;
+      split_range(n, nt, tid, lo, hi);
+      conv1_input(int(lo), int(hi));
+#pragma omp barrier
+      if (packed1) conv1_products(int(lo), int(hi), 0, 2 * X);
+      else conv1_products(0, n, 2 * X * tid / nt, 2 * X * (tid + 1) / nt);
+#pragma omp barrier
+      conv2_input(int(lo), int(hi));
+#pragma omp barrier
+      split_range(long(X) * panels2, nt, tid, lo, hi);
+      conv2_products(int(lo), int(hi));
+#pragma omp barrier
+      split_range(n, nt, tid, lo, hi);
+      conv2_output(int(lo), int(hi));
+    } else {
+      for (c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
+        c1 = std::min(n, c0 + chunk);
+        off[c0] = 0;
+        for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
+        comp_xi = detail::padded_ld(int(off[c1]));
+        conv1_input(c0, c1);
+        conv1_products(c0, c1, 0, 2 * X);
+        conv2_input(c0, c1);
+        conv2_products(0, X * panels2);
+        conv2_output(c0, c1);
       }
     }
   }
