@@ -6,18 +6,20 @@
 // weights many (25 x 512 x 512 transformed floats), so nothing here copies weights per sample. Instead:
 //   * the weights are transformed / packed into layouts where a channel subset is a list of row pointers,
 //     once, and kept by the block until their content changes (prepared_weights);
-//   * conv1 (output channels gated) runs in "dot" form: out[row][col] = <a_row, b_col> with SIMD lanes over
-//     the reduction (input channels), rows = Winograd tiles (or output positions for the direct kernel),
+//   * conv1 (output channels gated), Winograd with few tiles per sample, runs in "dot" form:
+//     out[row][col] = <a_row, b_col> with SIMD lanes over the reduction (input channels), rows = tiles,
 //     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
-//     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel;
+//     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel; the direct
+//     conv1 (stride 2, many output positions) packs them once per sample, all taps;
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
-//     input channel A_n[j]) taken by index, lanes over all output channels; BN2, the shortcut and the final
-//     ReLU are applied as its output is written (block_tail);
+//     input channel A_n[j], panel-packed) taken by index, lanes over all output channels; BN2, the shortcut
+//     and the final ReLU are applied as its output is transposed back to NCHW (block_tail);
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
-//     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; chunks
-//     grow with the weights, since a gated sample reuses each weight row d times less than a dense one.
+//     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; with
+//     few tiles per sample the whole batch is one chunk that the threads share, the products split between
+//     them by transform point, so each weight is read once per call for every sample.
 //   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
 //     maps), so the gated and the dense path do the same transform-domain work per channel pair.
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
@@ -408,23 +410,18 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     cnt[i] = int(lists[std::size_t(i)].size());
     ldn[i] = int(round_up(std::max(cnt[i], 1), vw));
   }
-  // Each thread runs its own samples in chunks (no barrier inside the sample loop: a barrier per phase cost
-  // more than it saved whenever a core was shared). Every chunk streams all transformed weights once, and a
-  // sample uses only its open rows of each xi slice, so with few tiles per sample (9x9 maps and smaller) a
-  // chunk's transform-domain data may take twice the weights' bytes (at least 8 MB): at 512 channels a chunk
-  // is then a thread's whole share of the batch, and each weight row read into L2 serves every sample of it
-  // (measured, batch 64: the 512-channel blocks ~1.5x faster than with 8 MB chunks). A sample with 25 tiles
-  // or more already reuses each weight row that often, and its own data (1.6 MB and up) outgrows L2: bigger
-  // chunks only moved it to L3, so such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2
-  // and 128@17 blocks 5-15% faster at densities 0.25-0.75).
+  // Chunks of samples. A chunk streams all transformed weights once, and a sample uses only its open rows of
+  // each xi slice. A sample with 25 tiles or more reuses each weight row that often itself, and its own data
+  // (1.6 MB and up) outgrows L2: such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2 and
+  // 128@17 blocks 5-15% faster at densities 0.25-0.75 than with bigger chunks), run by whichever thread is free
+  // without a barrier. With fewer tiles (9x9 maps and smaller) the whole batch is one chunk that the threads
+  // share: the products split by transform point (and output-channel halves or column panels), the transforms
+  // by samples, with a barrier between phases. Each weight is then read once per call, by one thread, for all
+  // the samples of the batch (measured, batch 64: 128->256 s2, 256@9 and 256->512 s2 5-15% faster than a chunk
+  // per thread; one thread: chunks of at least 8 MB, twice the weights' bytes, up to the whole batch).
   const std::size_t per_sample_max = std::size_t(X) * tiles * (vld1 + 2 * coutp + mld2) * 4;
   const std::size_t weight_bytes = 4 * (X * std::size_t(u2_xi) + (wino1 ? X * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
   const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
-  // With few tiles a chunk would be a thread's whole share of the batch, and both threads would stream all the
-  // transformed weights. Instead the whole batch is one chunk that the threads share: the products split by
-  // transform point (and output channel halves or column panels), the transforms by samples, with a barrier
-  // between phases.
-  // Each weight is then read once per call, by one thread, for every sample of the batch.
   const bool whole_batch = tiles < 25 && nth > 1;
   const int chunk = whole_batch ? n
                                 : int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1,
