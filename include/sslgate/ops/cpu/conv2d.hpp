@@ -1114,9 +1114,11 @@ inline direct_geom make_direct_geom(const conv2d_params& p) {
   return g;
 }
 
-// x image [cin][h][w] -> phase-split, channels-last, zero-padded xb. tmp: 16 w floats.
-inline void direct_pack_input(float* xb, float* tmp, const float* x, const direct_geom& g) {
-  std::memset(xb, 0, sizeof(float) * g.img_floats());
+// x image [cin][h][w] -> phase-split, channels-last, zero-padded xb. tmp: 16 w floats. The image writes
+// the same positions of xb whatever its values, so a buffer packed before with the same geometry needs no
+// zeroing (zero = false): its padding is still zero.
+inline void direct_pack_input(float* xb, float* tmp, const float* x, const direct_geom& g, bool zero = true) {
+  if (zero) std::memset(xb, 0, sizeof(float) * g.img_floats());
   const int rows = std::min(g.h, g.prow_p * g.sh - g.ph);
   const std::ptrdiff_t plane = std::ptrdiff_t(g.h) * g.w;
   for (int k0 = 0; k0 < g.cin; k0 += 16) {  // 16 channels down all rows: see wino_pack_input
@@ -1133,7 +1135,10 @@ inline void direct_pack_input(float* xb, float* tmp, const float* x, const direc
         const int c = ix + g.pw;
         float* d = xb + std::ptrdiff_t((r % g.sh) * g.sw + c % g.sw) * std::ptrdiff_t(g.phase_floats()) +
                    (std::ptrdiff_t(r / g.sh) * g.pcol + c / g.sw) * g.cinp + k0;
-        std::memcpy(d, tmp + std::ptrdiff_t(ix) * 16, sizeof(float) * kc);
+        if (kc == 16)  // whole vectors, no call
+          for (int v = 0; v < 16; v += vw) vf::load_unaligned(tmp + std::ptrdiff_t(ix) * 16 + v).store_unaligned(d + v);
+        else
+          std::memcpy(d, tmp + std::ptrdiff_t(ix) * 16, sizeof(float) * kc);
       }
     }
   }
@@ -1206,7 +1211,7 @@ inline void direct_forward(float* y, const float* x, const float* w, const direc
     for (long img0 = lo; img0 < hi; img0 += G) {
       const int cnt = int(std::min<long>(G, hi - img0));
       for (int i = 0; i < cnt; ++i)
-        direct_pack_input(xb + g.img_floats() * i, tmp, x + (img0 + i) * std::size_t(g.cin) * g.h * g.w, g);
+        direct_pack_input(xb + g.img_floats() * i, tmp, x + (img0 + i) * std::size_t(g.cin) * g.h * g.w, g, img0 == lo);
       gemm_taps(int(g.m()), g.coutp, K, cnt, as.data(), g.cinp, a_off.data(), T, B, cs.data(), g.coutp, segs.data());
       for (int i = 0; i < cnt; ++i) {
         float* dst = y + (img0 + i) * std::size_t(g.cout) * g.oh * g.ow;
@@ -1331,7 +1336,7 @@ inline void direct_backward_weight(float* dw, const float* dy, const float* x, c
     for (long img0 = lo; img0 < hi; img0 += G) {
       const int cnt = int(std::min<long>(G, hi - img0));
       for (int i = 0; i < cnt; ++i) {
-        direct_pack_input(xb + g.img_floats() * i, tmp, x + (img0 + i) * std::size_t(g.cin) * g.h * g.w, g);
+        direct_pack_input(xb + g.img_floats() * i, tmp, x + (img0 + i) * std::size_t(g.cin) * g.h * g.w, g, img0 == lo);
         float* d = dyb + g.m() * g.coutp * i;
         std::memset(d, 0, sizeof(float) * g.m() * g.coutp);
         const float* src = dy + (img0 + i) * std::size_t(g.cout) * pos;

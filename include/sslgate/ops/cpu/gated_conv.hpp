@@ -478,6 +478,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
                                                                    std::size_t(m * g2full.th + 4) * pc2 * coutp));
     float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
+    bool x1buf_zeroed = false;  // its padding zeroed by this call (direct_pack_input)
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
@@ -599,7 +600,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
-          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg);
+          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
+          x1buf_zeroed = true;
           // Many output positions per sample (289, 81, 25 on the CIFAR stride-2 blocks): the open rows of W1p,
           // packed once per sample into column panels, serve every position through the broadcast micro-kernel
           // (measured 5-15% faster per block than the dot form, which reduces every register block's sums).
