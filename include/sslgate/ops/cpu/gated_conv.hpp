@@ -561,7 +561,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const float* ubase = U1 + xi * u1_xi;
             for (int j0 = j_lo; j0 < j_hi; j0 += db.cols) {
               const int cc = std::min(db.cols, j_hi - j0);
-              for (int q = 0; q < cc; ++q) bp[q] = ubase + std::ptrdiff_t(A[std::size_t(j0 + q)]) * u1_ld;
+              for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
                 for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
