@@ -242,19 +242,12 @@ inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t l
         const __mmask16 col_mask = __mmask16((1u << nc) - 1);
         __m512 r[16];
         for (int k = 0; k < 16; ++k)
-          r[k] = k >= nr ? _mm512_setzero_ps()
-                 : nc == 16 ? _mm512_loadu_ps(src + (i0 + k) * lds + j0)
-                            : _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0);
+          r[k] = k < nr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
         transpose16(r);
         for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
           float* d = dst + (j0 + k) * ldd + i0;
-          if (nr == 16) {  // whole rows: plain loads and stores
-            if (accumulate) r[k] = _mm512_add_ps(_mm512_loadu_ps(d), r[k]);
-            _mm512_storeu_ps(d, r[k]);
-          } else {
-            if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
-            _mm512_mask_storeu_ps(d, row_mask, r[k]);
-          }
+          if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
+          _mm512_mask_storeu_ps(d, row_mask, r[k]);
         }
       }
     }

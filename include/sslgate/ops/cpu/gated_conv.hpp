@@ -313,19 +313,22 @@ struct block_tail {
   const float* residual;  // [n, c_out, oh, ow]
   const float* res_scale = nullptr;
   const float* res_shift = nullptr;
+  // Channel c's tail as relu(v * scale + residual * rs + sh).
+  float rs(int c) const { return res_scale ? res_scale[c] : 1.f; }
+  float sh(int c) const { return shift[c] + (res_shift ? res_shift[c] : 0.f); }
 };
 
-// o (one sample, [c_out][plane]) = the tail applied to o in place.
-inline void apply_tail(float* o, const block_tail& t, const float* residual, int c_out, std::ptrdiff_t plane) {
+// o[c*ld + p] = the tail of channel c applied to it in place, c < c_out, p < count; residual laid out like o.
+inline void apply_tail(float* o, const block_tail& t, const float* residual, int c_out, std::ptrdiff_t ld, std::ptrdiff_t count) {
   for (int c = 0; c < c_out; ++c) {
-    float* oc = o + std::ptrdiff_t(c) * plane;
-    const float* rc = residual + std::ptrdiff_t(c) * plane;
-    const float rs = t.res_scale ? t.res_scale[c] : 1.f, sh = t.shift[c] + (t.res_shift ? t.res_shift[c] : 0.f);
+    float* oc = o + std::ptrdiff_t(c) * ld;
+    const float* rc = residual + std::ptrdiff_t(c) * ld;
+    const float rs = t.rs(c), sh = t.sh(c);
     const vf s(t.scale[c]), r(rs), b(sh), zero(0.f);
     std::ptrdiff_t p = 0;
-    for (; p + vw <= plane; p += vw)
+    for (; p + vw <= count; p += vw)
       xsimd::max(xsimd::fma(vf::load_unaligned(oc + p), s, xsimd::fma(vf::load_unaligned(rc + p), r, b)), zero).store_unaligned(oc + p);
-    for (; p < plane; ++p) oc[p] = std::max(oc[p] * t.scale[c] + (rc[p] * rs + sh), 0.f);
+    for (; p < count; ++p) oc[p] = std::max(oc[p] * t.scale[c] + (rc[p] * rs + sh), 0.f);
   }
 }
 
@@ -345,7 +348,7 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
       for (int k = 0; k < std::min(16, cols - j0); ++k) {  // r[k]: channel j0 + k at positions i0 ..
         const int c = j0 + k;
         const std::ptrdiff_t at = std::ptrdiff_t(c) * ldd + i0;
-        const float rs = t.res_scale ? t.res_scale[c] : 1.f, sh = t.shift[c] + (t.res_shift ? t.res_shift[c] : 0.f);
+        const float rs = t.rs(c), sh = t.sh(c);
         const __m512 res = nr == 16 ? _mm512_loadu_ps(residual + at) : _mm512_maskz_loadu_ps(row_mask, residual + at);
         const __m512 v = _mm512_max_ps(_mm512_fmadd_ps(r[k], _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(rs), _mm512_set1_ps(sh))),
                                        _mm512_setzero_ps());
@@ -356,12 +359,7 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
   }
 #else
   detail::transpose(dst, ldd, src, lds, rows, cols, false);
-  for (int c = 0; c < cols; ++c) {
-    const float rs = t.res_scale ? t.res_scale[c] : 1.f, sh = t.shift[c] + (t.res_shift ? t.res_shift[c] : 0.f);
-    float* d = dst + std::ptrdiff_t(c) * ldd;
-    const float* rc = residual + std::ptrdiff_t(c) * ldd;
-    for (int i = 0; i < rows; ++i) d[i] = std::max(d[i] * t.scale[c] + (rc[i] * rs + sh), 0.f);
-  }
+  apply_tail(dst, t, residual, cols, ldd, rows);
 #endif
 }
 
@@ -656,7 +654,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const float* res = tail.residual + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0) {
           std::fill(on, on + co * plane, 0.f);
-          apply_tail(on, tail, res, co, plane);
+          apply_tail(on, tail, res, co, plane, plane);
           continue;
         }
         for (int r = 0; r < g2full.th; ++r) {  // a tile row's m output rows are contiguous in each plane
