@@ -44,7 +44,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_count };
+enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_out, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -338,19 +338,27 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
                            const block_tail& t, const float* residual) {
 #if defined(__AVX512F__)
-  for (int i0 = 0; i0 < rows; i0 += 16) {
-    const int nr = std::min(16, rows - i0);
-    const __mmask16 row_mask = __mmask16((1u << nr) - 1);
-    for (int j0 = 0; j0 < cols; j0 += 16) {  // src rows hold whole vectors (cols padded to lds >= round_up(cols))
+  // 16 channels at a time down all positions: 16 residual and 16 output streams, which the hardware prefetcher
+  // follows (all channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel
+  // 34x34 sample whose output and residual are out of cache).
+  for (int j0 = 0; j0 < cols; j0 += 16) {  // src rows hold whole vectors (cols padded to lds >= round_up(cols))
+    const int nc = std::min(16, cols - j0);
+    float sc[16], rs[16], sh[16];
+    for (int k = 0; k < nc; ++k) {
+      sc[k] = t.scale[j0 + k];
+      rs[k] = t.rs(j0 + k);
+      sh[k] = t.sh(j0 + k);
+    }
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+      const int nr = std::min(16, rows - i0);
+      const __mmask16 row_mask = __mmask16((1u << nr) - 1);
       __m512 r[16];
       for (int k = 0; k < 16; ++k) r[k] = k < nr ? _mm512_loadu_ps(src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
       detail::transpose16(r);
-      for (int k = 0; k < std::min(16, cols - j0); ++k) {  // r[k]: channel j0 + k at positions i0 ..
-        const int c = j0 + k;
-        const std::ptrdiff_t at = std::ptrdiff_t(c) * ldd + i0;
-        const float rs = t.rs(c), sh = t.sh(c);
+      for (int k = 0; k < nc; ++k) {  // r[k]: channel j0 + k at positions i0 ..
+        const std::ptrdiff_t at = std::ptrdiff_t(j0 + k) * ldd + i0;
         const __m512 res = nr == 16 ? _mm512_loadu_ps(residual + at) : _mm512_maskz_loadu_ps(row_mask, residual + at);
-        const __m512 v = _mm512_max_ps(_mm512_fmadd_ps(r[k], _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(rs), _mm512_set1_ps(sh))),
+        const __m512 v = _mm512_max_ps(_mm512_fmadd_ps(r[k], _mm512_set1_ps(sc[k]), _mm512_fmadd_ps(res, _mm512_set1_ps(rs[k]), _mm512_set1_ps(sh[k]))),
                                        _mm512_setzero_ps());
         if (nr == 16) _mm512_storeu_ps(dst + at, v);
         else _mm512_mask_storeu_ps(dst + at, row_mask, v);
@@ -480,6 +488,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
+    float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);  // a sample's conv2 output
     std::vector<float> shift(static_cast<std::size_t>(coutp));
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
     const reg_block db = dot_block(tiles);
@@ -657,12 +666,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           apply_tail(on, tail, res, co, plane, plane);
           continue;
         }
-        for (int r = 0; r < g2full.th; ++r) {  // a tile row's m output rows are contiguous in each plane
-          detail::wino_output_row(ybuf, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2, std::ptrdiff_t(m2_xi),
-                                  mld2, g2full);
-          const std::ptrdiff_t p0 = std::ptrdiff_t(m * r) * ow;
-          transpose_tail(on + p0, plane, ybuf, coutp, std::min(m, oh - m * r) * ow, co, tail, res + p0);
-        }
+        // The whole sample channels-last in obuf (tile rows follow one another as the plane's rows), then
+        // written out 16 channels at a time.
+        for (int r = 0; r < g2full.th; ++r)
+          detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
+                                  std::ptrdiff_t(m2_xi), mld2, g2full);
+        transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, res);
       }
     };
 
