@@ -55,7 +55,7 @@ inline detail::aligned_buffer& gscratch(int slot) {
 // ---------------------------------------------------------------------------------------------
 #if defined(__AVX512F__)
 // Lane q of the result = the sum of the lanes of v[q]: 15 adds and 30 shuffles for 16 sums.
-inline __m512 hsum16(__m512* v) {
+[[gnu::always_inline]] inline __m512 hsum16(__m512* v) {  // inlined: the sums stay in registers
   __m512 u[8];
   for (int q = 0; q < 8; ++q)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2q], b = v[2q+1]
     u[q] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * q], v[2 * q + 1]), _mm512_unpackhi_ps(v[2 * q], v[2 * q + 1]));
@@ -103,12 +103,21 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const
     __m512 v[16];
 #pragma GCC unroll 16
     for (int q = 0; q < 16; ++q) v[q] = q < R * C ? __m512(acc[q / C][q % C]) : _mm512_setzero_ps();
-    alignas(64) float sums[16];
-    _mm512_store_ps(sums, hsum16(v));
+    const __m512 sums = hsum16(v);  // lane r * C + c: out[r][c]
+    if (ocs == 1) {  // each row's C sums moved to the low lanes, one masked store per row
+      const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        _mm512_mask_storeu_ps(out + r * ors, __mmask16((1u << C) - 1),
+                              r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums));
+      return;
+    }
+    alignas(64) float s[16];
+    _mm512_store_ps(s, sums);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) out[r * ors + c * ocs] = sums[r * C + c];
+      for (int c = 0; c < C; ++c) out[r * ors + c * ocs] = s[r * C + c];
     return;
   }
 #endif
