@@ -153,43 +153,53 @@ inline dot_fn pick_dot(int r, int c) {
 }
 
 // Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
-template <int MR, int NV>
+// H: the last vector's low half only, its high half stored as 0 (detail::ukernel's H).
+template <int MR, int NV, bool H = false>
 inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
                        const int* idx, int k) {
-  vf acc[MR][NV];
+  constexpr int NF = H ? NV - 1 : NV;
+  vf acc[MR][NF > 0 ? NF : 1];
+  detail::half_acc<H, MR> hacc;
 #pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m)
+  for (int m = 0; m < MR; ++m) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
+    for (int v = 0; v < NF; ++v) acc[m][v] = vf(0.f);
+    hacc.init(m, nullptr);
+  }
   for (int j = 0; j < k; ++j) {
     const float* bp = b + std::ptrdiff_t(idx[j]) * b_ld;
-    vf bv[NV];
+    vf bv[NF > 0 ? NF : 1];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
+    for (int v = 0; v < NF; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
+    const auto bh = hacc.load(bp + NF * vw);
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const vf av(a[m * a_rs + j]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+      for (int v = 0; v < NF; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+      hacc.fma(m, av, bh);
     }
   }
 #pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m)
+  for (int m = 0; m < MR; ++m) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+    for (int v = 0; v < NF; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+    hacc.store(m, c + m * ldc + NF * vw);
+  }
 }
 using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
-template <int NV, int... M>
+template <bool H, int NV, int... M>
 constexpr std::array<idx_fn, sizeof...(M)> idx_row(std::integer_sequence<int, M...>) {
-  return {&idx_kernel<M + 1, NV>...};
+  return {&idx_kernel<M + 1, NV, H>...};
 }
-template <int... NV>
+template <bool H, int... NV>
 constexpr std::array<std::array<idx_fn, detail::ukr_mr>, sizeof...(NV)> idx_table(std::integer_sequence<int, NV...>) {
-  return {idx_row<NV + 1>(std::make_integer_sequence<int, detail::ukr_mr>{})...};
+  return {idx_row<H, NV + 1>(std::make_integer_sequence<int, detail::ukr_mr>{})...};
 }
-inline idx_fn pick_idx(int mr, int nv) {
-  static constexpr auto t = idx_table(std::make_integer_sequence<int, detail::ukr_nv>{});
-  return t[nv - 1][mr - 1];
+inline idx_fn pick_idx(int mr, int nv, bool half = false) {
+  static constexpr auto t = idx_table<false>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  static constexpr auto th = idx_table<detail::has_half>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  return (half ? th : t)[nv - 1][mr - 1];
 }
 
 // panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
@@ -558,9 +568,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             pack_rows(panel, ld, open_rows.data(), c, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
             for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
               const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
+              const bool half = detail::has_half && nv * vw - (c - n0) >= vw / 2;  // lanes >= c are 0 or dropped
               for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
                 const int mr = std::min(detail::ukr_mr, tiles - t0);
-                pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
+                pick_idx(mr, nv, half)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
               }
             }
           }
@@ -628,7 +639,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           }
           const float* a1 = x1buf;
           float* h1 = hbuf;
-          detail::gemm_taps(int(dg.m()), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data());
+          detail::gemm_taps(int(dg.m()), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c);
           for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * dg.pcol * ld);
         }
         for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(m * r) * rs;
