@@ -75,9 +75,9 @@ inline void in_register([[maybe_unused]] vf& v) {
 #endif
 }
 
-// Dot form. Naive loop: for r < R, c < C:  out[r*ors + c*ocs] = sum_{k < kv*vw} a[r][k] * b[c][k]
+// Dot form. Naive loop: for r < R, c < C:  out[r*ors + c] = sum_{k < kv*vw} a[r][k] * b[c][k]
 template <int R, int C>
-inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const float* const* a, const float* const* b, int kv) {
+inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, const float* const* b, int kv) {
   vf acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -104,27 +104,18 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, std::ptrdiff_t ocs, const
 #pragma GCC unroll 16
     for (int q = 0; q < 16; ++q) v[q] = q < R * C ? __m512(acc[q / C][q % C]) : _mm512_setzero_ps();
     const __m512 sums = hsum16(v);  // lane r * C + c: out[r][c]
-    if (ocs == 1) {  // each row's C sums moved to the low lanes, one masked store per row
-      const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
-        _mm512_mask_storeu_ps(out + r * ors, __mmask16((1u << C) - 1),
-                              r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums));
-      return;
-    }
-    alignas(64) float s[16];
-    _mm512_store_ps(s, sums);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) out[r * ors + c * ocs] = s[r * C + c];
+    for (int r = 0; r < R; ++r)  // row r's C sums moved to the low lanes, one masked store
+      _mm512_mask_storeu_ps(out + r * ors, __mmask16((1u << C) - 1),
+                            r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums));
     return;
   }
 #endif
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) out[r * ors + c * ocs] = xsimd::hadd(acc[r][c]);
+    for (int c = 0; c < C; ++c) out[r * ors + c] = xsimd::hadd(acc[r][c]);
 }
 // Register blocks (tiles x channels). With AVX-512 a block of at most 16 sums ends in one shuffle tree
 // (hsum16): 4 x 4, or 3 x 5 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured on the
@@ -138,7 +129,7 @@ inline reg_block dot_block(long rows) {
   if (vw < 16) return {dot_r, dot_c};
   return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 5} : reg_block{4, 4};
 }
-using dot_fn = void (*)(float*, std::ptrdiff_t, std::ptrdiff_t, const float* const*, const float* const*, int);
+using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int);
 template <int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
   return {&dot_kernel<R, C + 1>...};
@@ -498,7 +489,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
     // direct conv1's packed input; hbuf, the direct conv1's output on its extended grid (conv2d.hpp's direct
-    // path), channels-last; keep, the lanes below |A_n|.
+    // path), channels-last; obuf, a sample's conv2 output, channels-last; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
     float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
                                                                    std::size_t(m * g2full.th + 4) * pc2 * coutp));
@@ -507,7 +498,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
-    float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);  // a sample's conv2 output
+    float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);
     std::vector<float> shift(static_cast<std::size_t>(coutp));
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
     const reg_block db = dot_block(tiles);
@@ -592,7 +583,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
                 for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
-                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, 1, ap.data(), bp.data(), cinp / vw);
+                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
               }
             }
           }
