@@ -183,6 +183,25 @@ TEST_CASE("float eval: the kernel's prepared weights follow every change of the 
   agree(block, "original after the copy changed");
 }
 
+TEST_CASE("float eval: the fused shortcut's prepared weights follow the downsample conv and its BN", "[gating]") {
+  rng init(34);
+  gated_basic_block<float> block(16, 32, 2, init);
+  const tensor<float> x = random({3, 16, 10, 10}, 35).cast<float>();
+  const tensor<float> mask = random_mask(3, 32, 0.5, 36).cast<float>();
+  const auto agree = [&](const char* what) {
+    INFO(what);
+    const tensor<float> fused = gated_eval(block, x, mask, true);
+    CHECK(testing::nmse(fused, gated_eval(block, x, mask, false).cast<double>()) <= 1e-10);
+    return fused;
+  };
+  const tensor<float> before = agree("first call");
+  block.downsample->first.weight[3] += 0.5f;
+  CHECK(testing::nmse(agree("downsample conv changed"), before.cast<double>()) > 1e-8);
+  const tensor<float> mid = agree("second call");
+  block.downsample->second.running_var[2] *= 4.f;
+  CHECK(testing::nmse(agree("downsample BN changed"), mid.cast<double>()) > 1e-8);
+}
+
 TEST_CASE("an all-ones mask gives the dense block", "[gating]") {
   const auto x = random({2, 8, 5, 5}, 3);
   rng init(1);

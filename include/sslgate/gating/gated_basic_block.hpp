@@ -130,17 +130,23 @@ class gated_basic_block {
       // Float: batched kernels on weights the block keeps transformed (ops/cpu/gated_conv.hpp).
       const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
       if (conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 && ops::cpu::gated::gated_block_supported(bp)) {
-        // BN2, the shortcut (its BN folded too) and the ReLU run inside the kernel as each output is written.
+        // BN2, the shortcut (its BN folded too; at stride 2 the downsample conv itself) and the ReLU run inside
+        // the kernel as each output is written.
         tape<T> none(grad_mode::off);
         const auto [s2, b2] = folded(bn2_g);
         ops::cpu::gated::block_tail tail{s2.data(), b2.data(), x.data()};
         tensor<T> residual;
         std::pair<std::vector<T>, std::vector<T>> res_bn;
         if (downsample) {
-          residual = downsample->first.forward(none, x);
-          st.executed_macs += conv_macs(residual, downsample->first.weight);
           res_bn = folded(downsample->second);
-          tail = {s2.data(), b2.data(), residual.data(), res_bn.first.data(), res_bn.second.data()};
+          const layers::conv2d<T>& ds = downsample->first;
+          if (ops::cpu::gated::fuses_shortcut(bp) && ds.stride == conv1.stride && ds.padding == 0 && ds.weight.dim(2) == 1) {
+            tail = {s2.data(), b2.data(), nullptr, res_bn.first.data(), res_bn.second.data(), ds.weight.data()};  // computed inside
+          } else {
+            residual = downsample->first.forward(none, x);
+            st.executed_macs += conv_macs(residual, downsample->first.weight);
+            tail = {s2.data(), b2.data(), residual.data(), res_bn.first.data(), res_bn.second.data()};
+          }
         }
         tensor<T> o(shape{n, c_out, ho, wo});
         st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(),

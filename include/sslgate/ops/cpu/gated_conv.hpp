@@ -44,7 +44,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_out, g_count };
+enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_out, g_res, g_res_batch, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -264,7 +264,7 @@ struct prepared_weights {
     key = 0;
     return *this;
   }
-  detail::aligned_buffer u1, u2;  // conv1 (Winograd U1 or direct W1p), conv2 U2
+  detail::aligned_buffer u1, u2, u3;  // conv1 (Winograd U1 or direct W1p), conv2 U2, the fused shortcut's W3p
   std::uint64_t key = 0;          // content key of what u1, u2 hold; 0: nothing
 };
 
@@ -316,13 +316,15 @@ struct block_params {
 // The block's tail, applied as each sample's conv2 output is written (one pass over the output, not three):
 //   out[c][p] = relu(conv2[c][p] * scale[c] + shift[c] + r),  r = residual[c][p] * res_scale[c] + res_shift[c]
 // (BN2 folded; the shortcut is x itself, or the downsample conv's output with its BN folded: res_scale null
-// means r = residual).
+// means r = residual). With shortcut_w (stride-2 blocks, see fuses_shortcut), the kernel computes the
+// downsample conv itself from its own channels-last copy of x: residual is then unused.
 struct block_tail {
   const float* scale;
   const float* shift;
   const float* residual;  // [n, c_out, oh, ow]
   const float* res_scale = nullptr;
   const float* res_shift = nullptr;
+  const float* shortcut_w = nullptr;  // the downsample 1x1 conv's weights [c_out, c_in], its stride conv1's
   // Channel c's tail as relu(v * scale + residual * rs + sh).
   float rs(int c) const { return res_scale ? res_scale[c] : 1.f; }
   float sh(int c) const { return shift[c] + (res_shift ? res_shift[c] : 0.f); }
@@ -381,6 +383,48 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 #endif
 }
 
+// The same with a channels-last residual, already scaled (the fused shortcut): position i's at res + res_row[i];
+// sc, sh: the tail's scale and shift, padded to whole vectors. Tail first, on channel vectors, then the transpose:
+//   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[res_row[i] + j] + sh[j])
+// Without AVX-512 src is overwritten.
+inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
+                              const float* sh, const float* res, const std::ptrdiff_t* res_row) {
+#if defined(__AVX512F__)
+  for (int j0 = 0; j0 < cols; j0 += 16) {  // 16 channels down all positions, as transpose_tail
+    const int nc = std::min(16, cols - j0);
+    const __m512 s = _mm512_loadu_ps(sc + j0), b = _mm512_loadu_ps(sh + j0), zero = _mm512_setzero_ps();
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+      const int nr = std::min(16, rows - i0);
+      __m512 r[16];
+      for (int k = 0; k < 16; ++k)
+        r[k] = k < nr ? _mm512_max_ps(_mm512_fmadd_ps(_mm512_loadu_ps(src + (i0 + k) * lds + j0), s,
+                                                      _mm512_add_ps(_mm512_loadu_ps(res + res_row[i0 + k] + j0), b)),
+                                      zero)
+                      : zero;
+      detail::transpose16(r);
+      for (int k = 0; k < nc; ++k) {
+        float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
+        if (nr == 16) _mm512_storeu_ps(at, r[k]);
+        else _mm512_mask_storeu_ps(at, __mmask16((1u << nr) - 1), r[k]);
+      }
+    }
+  }
+#else
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; j += vw) {
+      float* v = src + std::ptrdiff_t(i) * lds + j;
+      xsimd::max(xsimd::fma(vf::load_unaligned(v), vf::load_unaligned(sc + j), vf::load_unaligned(res + res_row[i] + j) + vf::load_unaligned(sh + j)),
+                 vf(0.f))
+          .store_unaligned(v);
+    }
+  detail::transpose(dst, ldd, src, lds, rows, cols, false);
+#endif
+}
+
+// Whether gated_block_forward can compute the block's 1x1 downsample (stride p.stride, no padding) itself:
+// with stride 2 conv1 runs direct, and its centre tap reads exactly the 1x1 conv's input, x[2y][2x].
+inline bool fuses_shortcut(const block_params& p) { return p.stride > 1; }
+
 // Whether gated_block_forward handles this block (else the caller takes its generic path).
 inline bool gated_block_supported(const block_params& p) {
   // conv2 must take Winograd (use_winograd's rule: >= 16 channels).
@@ -415,6 +459,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // contiguous block, in increasing order, which the next panel's prefetch and the hardware prefetcher follow.
   const std::ptrdiff_t u2_xi = std::ptrdiff_t(co) * coutp;
   float* U2 = prepared.u2.get<float>(X * u2_xi);
+  // The fused shortcut (tail.shortcut_w): W3p (cinp x coutp, panel-packed, BN's scale folded), its product
+  // channels-last on the direct conv1's extended grid, and the tail's scale and shift as whole vectors.
+  const bool fused_sc = tail.shortcut_w != nullptr;
+  SSLGATE_CHECK(!fused_sc || fuses_shortcut(p), value_error, "gated_block_forward", "no fused shortcut at stride {}", p.stride);
+  float* U3 = fused_sc ? prepared.u3.get<float>(std::size_t(cinp) * coutp) : nullptr;
+  std::vector<float> tail_sc(fused_sc ? std::size_t(coutp) : 0), tail_sh(tail_sc.size());
+  for (std::size_t c = 0; c < std::size_t(co) && fused_sc; ++c) {
+    tail_sc[c] = tail.scale[c];
+    tail_sh[c] = tail.sh(int(c));
+  }
   std::vector<std::uint64_t> part_keys(static_cast<std::size_t>(nth));
   std::uint64_t key = 0;
   bool stale = true;
@@ -447,6 +501,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   std::int64_t macs = 0;
   for (int i = 0; i < n; ++i)
     macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
+  if (fused_sc) macs += std::int64_t(n) * co * ci * plane;
 
   const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1, m);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
@@ -456,6 +511,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   float* const batch_buf = whole_batch ? gscratch(g_batch).get<float>(chunk_floats) : nullptr;
   std::vector<std::size_t> batch_off(whole_batch ? std::size_t(n) + 1 : 0);
   for (int i = 0; whole_batch && i < n; ++i) batch_off[std::size_t(i) + 1] = batch_off[std::size_t(i)] + std::size_t(tiles) * ldn[i];
+  // The fused shortcut's output, per sample of the chunk (dg.m() x coutp), and where position p's row is.
+  const std::size_t res_floats = fused_sc ? std::size_t(dg.m()) * coutp : 0;
+  float* const res_batch = fused_sc && whole_batch ? gscratch(g_res_batch).get<float>(std::size_t(n) * res_floats) : nullptr;
+  std::vector<std::ptrdiff_t> res_row(fused_sc ? std::size_t(plane) : 0);
+  for (std::ptrdiff_t q = 0; q < std::ptrdiff_t(res_row.size()); ++q) res_row[std::size_t(q)] = (q / ow * dg.pcol + q % ow) * coutp;
 
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
@@ -463,11 +523,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    part_keys[std::size_t(tid)] = content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}}, tid, nt);
+    part_keys[std::size_t(tid)] =
+        fused_sc ? content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)},
+                                {tail.shortcut_w, std::size_t(co) * ci}, {tail.res_scale, tail.res_scale ? std::size_t(co) : 0}},
+                               tid, nt)
+                 : content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}}, tid, nt);
 #pragma omp barrier
 #pragma omp single
     {
-      key = combine_keys(part_keys.data(), nt, m);
+      key = combine_keys(part_keys.data(), nt, m + (fused_sc ? 8 : 0));
       stale = key != prepared.key;
       prepared.key = 0;  // until rebuilt below (an exception in between leaves no half-written copy marked valid)
     }
@@ -486,6 +550,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           }
       }
       wino_weights(m, U2, u2_xi, 0, coutp, w2, co, co, nullptr, false, int(lo), int(hi), tmp, co);
+      split_range(coutp, nt, tid, lo, hi);
+      for (long c = lo; c < hi && fused_sc; ++c)
+        for (int k = 0; k < cinp; ++k)
+          U3[detail::panel_at(cinp, coutp, k, int(c))] = c < co && k < ci ? tail.shortcut_w[c * ci + k] * tail.rs(int(c)) : 0.f;
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
     // direct conv1's packed input; hbuf, the direct conv1's output on its extended grid (conv2d.hpp's direct
@@ -499,6 +567,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
     float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);
+    float* rbuf = !fused_sc ? nullptr : whole_batch ? res_batch : gscratch(g_res).get<float>(std::size_t(chunk) * res_floats);
     std::vector<float> shift(static_cast<std::size_t>(coutp));
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
     const reg_block db = dot_block(tiles);
@@ -595,6 +664,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int i = i0; i < i1; ++i) {
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
+        if (!wino1 && (c > 0 || fused_sc)) {
+          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
+          x1buf_zeroed = true;
+        }
+        if (fused_sc) {  // the downsample conv: x1buf's centre tap times W3p
+          const float* a1 = x1buf;
+          float* r1 = rbuf + std::size_t(i - c0) * res_floats;
+          detail::gemm_taps(int(dg.m()), coutp, cinp, 1, &a1, cinp, aoff.data() + 4, 1, U3, &r1, coutp, dsegs.data());
+        }
         if (c == 0) continue;
         for (int j = 0; j < ld; ++j) shift[std::size_t(j)] = j < c ? b1[A[std::size_t(j)]] : 0.f;
         for (int k = 0; k < ld; k += vw) keep[std::size_t(k / vw)] = lane_index + float(k) < vf(float(c));
@@ -618,8 +696,6 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
-          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
-          x1buf_zeroed = true;
           // Many output positions per sample (289, 81, 25 on the CIFAR stride-2 blocks): the open rows of W1p,
           // packed once per sample into column panels, serve every position through the broadcast micro-kernel
           // (measured 5-15% faster per block than the dot form, which reduces every register block's sums).
@@ -671,18 +747,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     const auto conv2_output = [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
         float* on = o + std::ptrdiff_t(i) * co * plane;
-        const float* res = tail.residual + std::ptrdiff_t(i) * co * plane;
-        if (cnt[i] == 0) {
+        if (cnt[i] == 0 && !fused_sc) {
           std::fill(on, on + co * plane, 0.f);
-          apply_tail(on, tail, res, co, plane, plane);
+          apply_tail(on, tail, tail.residual + std::ptrdiff_t(i) * co * plane, co, plane, plane);
           continue;
         }
         // The whole sample channels-last in obuf (tile rows follow one another as the plane's rows), then
         // written out 16 channels at a time.
-        for (int r = 0; r < g2full.th; ++r)
+        if (cnt[i] == 0) std::fill(obuf, obuf + plane * coutp, 0.f);
+        for (int r = 0; r < g2full.th && cnt[i] > 0; ++r)
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
                                   std::ptrdiff_t(m2_xi), mld2, g2full);
-        transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, res);
+        if (fused_sc)
+          transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats, res_row.data());
+        else
+          transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, tail.residual + std::ptrdiff_t(i) * co * plane);
       }
     };
 
