@@ -422,12 +422,24 @@ struct half_acc<true, MR> {
   }
 };
 #endif
+// A's rows: affine (row m at a + m * rs), or listed (row m at a + off[m]: any positions, e.g. a direct conv's
+// output positions without the extended grid's extra columns).
+struct affine_rows {
+  std::ptrdiff_t rs;
+  std::ptrdiff_t at(int m) const { return m * rs; }
+};
+template <int MR>
+struct listed_rows {
+  std::ptrdiff_t off[MR];
+  std::ptrdiff_t at(int m) const { return off[m]; }
+};
+
 // H (AVX-512 only): the last of the NV column vectors is computed on its low half only (8 lanes, 256-bit
 // FMAs at twice the rate of 512-bit ones on cores with 256-bit units) and its high half stored as 0: for
 // column counts just past a multiple of 16 (the gated kernels' per-sample channel counts).
-template <int MR, int NV, bool H = false>
-inline void ukernel(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, std::ptrdiff_t a_rs,
-                    std::ptrdiff_t a_ks, std::ptrdiff_t b_ks, int k, bool accumulate) {
+template <int MR, int NV, bool H, class Rows>
+inline void ukernel_body(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, const Rows& rows,
+                         std::ptrdiff_t a_ks, std::ptrdiff_t b_ks, int k, bool accumulate) {
   constexpr int NF = H ? NV - 1 : NV;  // whole vectors
   vf acc[MR][NF > 0 ? NF : 1];
   half_acc<H, MR> hacc;
@@ -448,7 +460,7 @@ inline void ukernel(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, st
       const auto bh = hacc.load(b + NF * vw);
 #pragma GCC unroll 16
       for (int m = 0; m < MR; ++m) {
-        const vf av(a[m * a_rs]);
+        const vf av(a[rows.at(m)]);
 #pragma GCC unroll 4
         for (int v = 0; v < NF; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
         hacc.fma(m, av, bh);
@@ -465,8 +477,23 @@ inline void ukernel(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, st
   }
 }
 
+template <int MR, int NV, bool H = false>
+inline void ukernel(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, std::ptrdiff_t a_rs,
+                    std::ptrdiff_t a_ks, std::ptrdiff_t b_ks, int k, bool accumulate) {
+  ukernel_body<MR, NV, H>(c, ldc, segs, nseg, affine_rows{a_rs}, a_ks, b_ks, k, accumulate);
+}
+// Rows listed: A(m, k) = a_s[off[m] + k].
+template <int MR, int NV, bool H = false>
+inline void ukernel_listed(float* c, std::ptrdiff_t ldc, const useg* segs, int nseg, const std::ptrdiff_t* off,
+                           std::ptrdiff_t b_ks, int k, bool accumulate) {
+  listed_rows<MR> rows;
+  for (int m = 0; m < MR; ++m) rows.off[m] = off[m];
+  ukernel_body<MR, NV, H>(c, ldc, segs, nseg, rows, 1, b_ks, k, accumulate);
+}
+
 using ukernel_fn = void (*)(float*, std::ptrdiff_t, const useg*, int, std::ptrdiff_t, std::ptrdiff_t,
                             std::ptrdiff_t, int, bool);
+using ukernel_listed_fn = void (*)(float*, std::ptrdiff_t, const useg*, int, const std::ptrdiff_t*, std::ptrdiff_t, int, bool);
 template <bool H, int NV, int... M>
 constexpr auto make_ukernel_table(std::integer_sequence<int, M...>) {
   return std::array<ukernel_fn, sizeof...(M)>{&ukernel<M + 1, NV, H>...};
@@ -479,6 +506,20 @@ constexpr auto make_ukernel_tables(std::integer_sequence<int, NV...>) {
 inline ukernel_fn pick_ukernel(int mr, int nv, bool half = false) {
   static constexpr auto t = make_ukernel_tables<false>(std::make_integer_sequence<int, ukr_nv>{});
   static constexpr auto th = make_ukernel_tables<has_half>(std::make_integer_sequence<int, ukr_nv>{});
+  return (half ? th : t)[nv - 1][mr - 1];
+}
+template <bool H, int NV, int... M>
+constexpr auto make_listed_table(std::integer_sequence<int, M...>) {
+  return std::array<ukernel_listed_fn, sizeof...(M)>{&ukernel_listed<M + 1, NV, H>...};
+}
+template <bool H, int... NV>
+constexpr auto make_listed_tables(std::integer_sequence<int, NV...>) {
+  return std::array<std::array<ukernel_listed_fn, ukr_mr>, sizeof...(NV)>{
+      make_listed_table<H, NV + 1>(std::make_integer_sequence<int, ukr_mr>{})...};
+}
+inline ukernel_listed_fn pick_ukernel_listed(int mr, int nv, bool half = false) {
+  static constexpr auto t = make_listed_tables<false>(std::make_integer_sequence<int, ukr_nv>{});
+  static constexpr auto th = make_listed_tables<has_half>(std::make_integer_sequence<int, ukr_nv>{});
   return (half ? th : t)[nv - 1][mr - 1];
 }
 
@@ -1194,10 +1235,11 @@ inline void direct_pack_input(float* xb, float* tmp, const float* x, const direc
 // B = [B_0; B_1; ...] is (taps*k) x n, panel-packed; panels outermost so a panel is reused by every
 // image of the group (small maps with many channels would otherwise re-read B from memory per image).
 // n_live < n: the columns from n_live on may be written as 0 instead (half-vector micro-kernels where
-// the last vector has 8 live lanes or fewer).
+// the last vector has 8 live lanes or fewer). row_off: A's rows listed instead, row m at a_i + a_off[t] +
+// row_off[m] (a_rs unused).
 inline void gemm_taps(int m, int n, int k, int count, const float* const* a, std::ptrdiff_t a_rs,
                       const std::ptrdiff_t* a_off, int taps, const float* b, float* const* c, std::ptrdiff_t ldc,
-                      useg* segs, int n_live = -1) {
+                      useg* segs, int n_live = -1, const std::ptrdiff_t* row_off = nullptr) {
   if (n_live < 0) n_live = n;
   // Taps in groups of about gemm_kc rows of B, so a group's B block stays in L1 across the row blocks.
   const int tg = std::clamp(gemm_kc * 4 / 3 / std::max(1, k), 1, taps);
@@ -1210,9 +1252,10 @@ inline void gemm_taps(int m, int n, int k, int count, const float* const* a, std
       for (int i = 0; i < count; ++i)
         for (int m0 = 0; m0 < m; m0 += ukr_mr) {
           const int mr = std::min(ukr_mr, m - m0);
-          for (int t = 0; t < nt; ++t)
-            segs[t] = {a[i] + m0 * a_rs + a_off[t0 + t], bp + std::ptrdiff_t(t0 + t) * k * wdt};
-          pick_ukernel(mr, nv, half)(c[i] + m0 * ldc + n0, ldc, segs, nt, a_rs, 1, wdt, k, t0 > 0);
+          const std::ptrdiff_t a0 = row_off ? 0 : m0 * a_rs;  // listed rows carry their own offsets
+          for (int t = 0; t < nt; ++t) segs[t] = {a[i] + a0 + a_off[t0 + t], bp + std::ptrdiff_t(t0 + t) * k * wdt};
+          if (row_off) pick_ukernel_listed(mr, nv, half)(c[i] + m0 * ldc + n0, ldc, segs, nt, row_off + m0, wdt, k, t0 > 0);
+          else pick_ukernel(mr, nv, half)(c[i] + m0 * ldc + n0, ldc, segs, nt, a_rs, 1, wdt, k, t0 > 0);
         }
     }
   }

@@ -383,12 +383,12 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 #endif
 }
 
-// The same with a channels-last residual, already scaled (the fused shortcut): position i's at res + res_row[i];
-// sc, sh: the tail's scale and shift, padded to whole vectors. Tail first, on channel vectors, then the transpose:
-//   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[res_row[i] + j] + sh[j])
+// The same with a channels-last residual laid out like src, already scaled (the fused shortcut); sc, sh: the
+// tail's scale and shift, padded to whole vectors. Tail first, on channel vectors, then the transpose:
+//   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[i*lds + j] + sh[j])
 // Without AVX-512 src is overwritten.
 inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
-                              const float* sh, const float* res, const std::ptrdiff_t* res_row) {
+                              const float* sh, const float* res) {
 #if defined(__AVX512F__)
   for (int j0 = 0; j0 < cols; j0 += 16) {  // 16 channels down all positions, as transpose_tail
     const int nc = std::min(16, cols - j0);
@@ -398,7 +398,7 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
       __m512 r[16];
       for (int k = 0; k < 16; ++k)
         r[k] = k < nr ? _mm512_max_ps(_mm512_fmadd_ps(_mm512_loadu_ps(src + (i0 + k) * lds + j0), s,
-                                                      _mm512_add_ps(_mm512_loadu_ps(res + res_row[i0 + k] + j0), b)),
+                                                      _mm512_add_ps(_mm512_loadu_ps(res + (i0 + k) * lds + j0), b)),
                                       zero)
                       : zero;
       detail::transpose16(r);
@@ -413,7 +413,7 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; j += vw) {
       float* v = src + std::ptrdiff_t(i) * lds + j;
-      xsimd::max(xsimd::fma(vf::load_unaligned(v), vf::load_unaligned(sc + j), vf::load_unaligned(res + res_row[i] + j) + vf::load_unaligned(sh + j)),
+      xsimd::max(xsimd::fma(vf::load_unaligned(v), vf::load_unaligned(sc + j), vf::load_unaligned(res + std::ptrdiff_t(i) * lds + j) + vf::load_unaligned(sh + j)),
                  vf(0.f))
           .store_unaligned(v);
     }
@@ -459,8 +459,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // contiguous block, in increasing order, which the next panel's prefetch and the hardware prefetcher follow.
   const std::ptrdiff_t u2_xi = std::ptrdiff_t(co) * coutp;
   float* U2 = prepared.u2.get<float>(X * u2_xi);
-  // The fused shortcut (tail.shortcut_w): W3p (cinp x coutp, panel-packed, BN's scale folded), its product
-  // channels-last on the direct conv1's extended grid, and the tail's scale and shift as whole vectors.
+  // The fused shortcut (tail.shortcut_w): W3p (cinp x coutp, panel-packed, BN's scale folded), and the tail's
+  // scale and shift as whole vectors.
   const bool fused_sc = tail.shortcut_w != nullptr;
   SSLGATE_CHECK(!fused_sc || fuses_shortcut(p), value_error, "gated_block_forward", "no fused shortcut at stride {}", p.stride);
   float* U3 = fused_sc ? prepared.u3.get<float>(std::size_t(cinp) * coutp) : nullptr;
@@ -511,11 +511,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   float* const batch_buf = whole_batch ? gscratch(g_batch).get<float>(chunk_floats) : nullptr;
   std::vector<std::size_t> batch_off(whole_batch ? std::size_t(n) + 1 : 0);
   for (int i = 0; whole_batch && i < n; ++i) batch_off[std::size_t(i) + 1] = batch_off[std::size_t(i)] + std::size_t(tiles) * ldn[i];
-  // The fused shortcut's output, per sample of the chunk (dg.m() x coutp), and where position p's row is.
-  const std::size_t res_floats = fused_sc ? std::size_t(dg.m()) * coutp : 0;
+  // The direct conv1 (and the fused shortcut) take A's rows at the output positions only, not on the extended
+  // grid (its extra column per row is 6-20% more rows at 17x17, 9x9 and 5x5): position q's row in a phase.
+  std::vector<std::ptrdiff_t> pos_off(wino1 ? 0 : std::size_t(plane));
+  for (std::ptrdiff_t q = 0; q < std::ptrdiff_t(pos_off.size()); ++q) pos_off[std::size_t(q)] = (q / ow * dg.pcol + q % ow) * cinp;
+  // The fused shortcut's output, per sample of the chunk, channels-last (plane x coutp).
+  const std::size_t res_floats = fused_sc ? std::size_t(plane) * coutp : 0;
   float* const res_batch = fused_sc && whole_batch ? gscratch(g_res_batch).get<float>(std::size_t(n) * res_floats) : nullptr;
-  std::vector<std::ptrdiff_t> res_row(fused_sc ? std::size_t(plane) : 0);
-  for (std::ptrdiff_t q = 0; q < std::ptrdiff_t(res_row.size()); ++q) res_row[std::size_t(q)] = (q / ow * dg.pcol + q % ow) * coutp;
 
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
@@ -556,8 +558,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           U3[detail::panel_at(cinp, coutp, k, int(c))] = c < co && k < ci ? tail.shortcut_w[c * ci + k] * tail.rs(int(c)) : 0.f;
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
-    // direct conv1's packed input; hbuf, the direct conv1's output on its extended grid (conv2d.hpp's direct
-    // path), channels-last; obuf, a sample's conv2 output, channels-last; keep, the lanes below |A_n|.
+    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; obuf, a sample's conv2 output, channels-last; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
     float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
                                                                    std::size_t(m * g2full.th + 4) * pc2 * coutp));
@@ -565,7 +566,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     bool x1buf_zeroed = false;  // its padding zeroed by this call (direct_pack_input)
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
-    float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * dg.m());
+    float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * plane);
     float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);
     float* rbuf = !fused_sc ? nullptr : whole_batch ? res_batch : gscratch(g_res).get<float>(std::size_t(chunk) * res_floats);
     std::vector<float> shift(static_cast<std::size_t>(coutp));
@@ -671,7 +672,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         if (fused_sc) {  // the downsample conv: x1buf's centre tap times W3p
           const float* a1 = x1buf;
           float* r1 = rbuf + std::size_t(i - c0) * res_floats;
-          detail::gemm_taps(int(dg.m()), coutp, cinp, 1, &a1, cinp, aoff.data() + 4, 1, U3, &r1, coutp, dsegs.data());
+          detail::gemm_taps(int(plane), coutp, cinp, 1, &a1, cinp, aoff.data() + 4, 1, U3, &r1, coutp, dsegs.data(), -1, pos_off.data());
         }
         if (c == 0) continue;
         for (int j = 0; j < ld; ++j) shift[std::size_t(j)] = j < c ? b1[A[std::size_t(j)]] : 0.f;
@@ -706,8 +707,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           }
           const float* a1 = x1buf;
           float* h1 = hbuf;
-          detail::gemm_taps(int(dg.m()), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c);
-          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * dg.pcol * ld);
+          detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
+          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
         }
         for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(m * r) * rs;
         auto gi = g2full;
@@ -759,7 +760,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
                                   std::ptrdiff_t(m2_xi), mld2, g2full);
         if (fused_sc)
-          transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats, res_row.data());
+          transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats);
         else
           transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, tail.residual + std::ptrdiff_t(i) * co * plane);
       }
