@@ -519,6 +519,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const std::size_t res_floats = fused_sc ? std::size_t(plane) * coutp : 0;
   float* const res_batch = fused_sc && whole_batch ? gscratch(g_res_batch).get<float>(std::size_t(n) * res_floats) : nullptr;
 
+  // Phase 3 of the shared batch split by work: conv1's direct products, or the transforms, grow with the open
+  // channels; the fused shortcut is the same for every sample. Part `part` of `parts`: samples [lo, hi).
+  const auto work_range = [&](int parts, int part, long& lo, long& hi) {
+    const double fixed = wino1 ? 1.0 : (fused_sc ? double(co) * ci : 0.0) + 8.0 * ci, per = wino1 ? 1.0 : 9.0 * ci;
+    double total = 0, run = 0;
+    for (int i = 0; i < n; ++i) total += fixed + per * cnt[i];
+    lo = hi = 0;
+    for (int i = 0; i < n; ++i) {  // sample i goes to the part its work's midpoint falls in
+      const double w = fixed + per * cnt[i], at = (run + w / 2) * parts / total;
+      run += w;
+      if (at < part) lo = hi = i + 1;
+      else if (at < part + 1) hi = i + 1;
+    }
+  };
+
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
   std::atomic<int> next{0};
@@ -776,6 +791,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       if (packed1) conv1_products(int(lo), int(hi), 0, 2 * X);
       else conv1_products(0, n, 2 * X * tid / nt, 2 * X * (tid + 1) / nt);
 #pragma omp barrier
+      work_range(nt, tid, lo, hi);
       conv2_input(int(lo), int(hi));
 #pragma omp barrier
       split_range(long(X) * panels2, nt, tid, lo, hi);
