@@ -15,7 +15,8 @@
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
 //     input channel A_n[j], panel-packed) taken by index, lanes over all output channels; BN2, the shortcut
-//     and the final ReLU are applied as its output is transposed back to NCHW (block_tail);
+//     and the final ReLU are applied as its output is transposed back to NCHW (block_tail); a stride-2
+//     block's 1x1 downsample is computed here too, from conv1's own phase-split copy of the input;
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
 //     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; with
 //     few tiles per sample the whole batch is one chunk that the threads share, the products split between
@@ -265,7 +266,7 @@ struct prepared_weights {
     return *this;
   }
   detail::aligned_buffer u1, u2, u3;  // conv1 (Winograd U1 or direct W1p), conv2 U2, the fused shortcut's W3p
-  std::uint64_t key = 0;          // content key of what u1, u2 hold; 0: nothing
+  std::uint64_t key = 0;              // content key of what u1, u2, u3 hold; 0: nothing
 };
 
 // Content key of part `part` of `parts` of the raw weights (each array split evenly): four interleaved
@@ -540,11 +541,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    part_keys[std::size_t(tid)] =
-        fused_sc ? content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)},
-                                {tail.shortcut_w, std::size_t(co) * ci}, {tail.res_scale, tail.res_scale ? std::size_t(co) : 0}},
-                               tid, nt)
-                 : content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)}}, tid, nt);
+    const std::size_t sc_w = fused_sc ? std::size_t(co) * ci : 0, sc_s = fused_sc && tail.res_scale ? std::size_t(co) : 0;
+    part_keys[std::size_t(tid)] = content_key({{w1, std::size_t(co) * ci * 9}, {w2, std::size_t(co) * co * 9}, {s1, std::size_t(co)},
+                                               {tail.shortcut_w, sc_w}, {tail.res_scale, sc_s}},
+                                              tid, nt);
 #pragma omp barrier
 #pragma omp single
     {
@@ -573,7 +573,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           U3[detail::panel_at(cinp, coutp, k, int(c))] = c < co && k < ci ? tail.shortcut_w[c * ci + k] * tail.rs(int(c)) : 0.f;
     }
     // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
-    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; obuf, a sample's conv2 output, channels-last; keep, the lanes below |A_n|.
+    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; obuf, a sample's conv2
+    // output, channels-last; rbuf, the fused shortcut's output; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
     float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
                                                                    std::size_t(m * g2full.th + 4) * pc2 * coutp));
@@ -642,6 +643,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const float* ubase = U1 + xi * u1_xi;
             for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
             pack_rows(panel, ld, open_rows.data(), c, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
+            // The next xi's open rows go to L2 while these products run: the pack would otherwise wait on L3
+            // for each of them (pointer-chased rows the hardware prefetcher does not follow).
+            if (xi + 1 < q_hi / 2)
+              for (int j = 0; j < c; ++j)
+                for (int l = 0; l < cinp; l += 64 / int(sizeof(float)))
+                  __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
             for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
               const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
               const bool half = detail::has_half && nv * vw - (c - n0) >= vw / 2;  // lanes >= c are 0 or dropped
