@@ -494,34 +494,25 @@ inline void ukernel_listed(float* c, std::ptrdiff_t ldc, const useg* segs, int n
 using ukernel_fn = void (*)(float*, std::ptrdiff_t, const useg*, int, std::ptrdiff_t, std::ptrdiff_t,
                             std::ptrdiff_t, int, bool);
 using ukernel_listed_fn = void (*)(float*, std::ptrdiff_t, const useg*, int, const std::ptrdiff_t*, std::ptrdiff_t, int, bool);
-template <bool H, int NV, int... M>
+// Tables [nv - 1][mr - 1] of the micro-kernels, affine or listed rows (L).
+template <bool H, bool L, int NV, int... M>
 constexpr auto make_ukernel_table(std::integer_sequence<int, M...>) {
-  return std::array<ukernel_fn, sizeof...(M)>{&ukernel<M + 1, NV, H>...};
+  if constexpr (L) return std::array<ukernel_listed_fn, sizeof...(M)>{&ukernel_listed<M + 1, NV, H>...};
+  else return std::array<ukernel_fn, sizeof...(M)>{&ukernel<M + 1, NV, H>...};
 }
-template <bool H, int... NV>
+template <bool H, bool L, int... NV>
 constexpr auto make_ukernel_tables(std::integer_sequence<int, NV...>) {
-  return std::array<std::array<ukernel_fn, ukr_mr>, sizeof...(NV)>{
-      make_ukernel_table<H, NV + 1>(std::make_integer_sequence<int, ukr_mr>{})...};
+  using row = decltype(make_ukernel_table<H, L, 1>(std::make_integer_sequence<int, ukr_mr>{}));
+  return std::array<row, sizeof...(NV)>{make_ukernel_table<H, L, NV + 1>(std::make_integer_sequence<int, ukr_mr>{})...};
 }
-inline ukernel_fn pick_ukernel(int mr, int nv, bool half = false) {
-  static constexpr auto t = make_ukernel_tables<false>(std::make_integer_sequence<int, ukr_nv>{});
-  static constexpr auto th = make_ukernel_tables<has_half>(std::make_integer_sequence<int, ukr_nv>{});
+template <bool L>
+inline auto pick_ukernel_of(int mr, int nv, bool half) {
+  static constexpr auto t = make_ukernel_tables<false, L>(std::make_integer_sequence<int, ukr_nv>{});
+  static constexpr auto th = make_ukernel_tables<has_half, L>(std::make_integer_sequence<int, ukr_nv>{});
   return (half ? th : t)[nv - 1][mr - 1];
 }
-template <bool H, int NV, int... M>
-constexpr auto make_listed_table(std::integer_sequence<int, M...>) {
-  return std::array<ukernel_listed_fn, sizeof...(M)>{&ukernel_listed<M + 1, NV, H>...};
-}
-template <bool H, int... NV>
-constexpr auto make_listed_tables(std::integer_sequence<int, NV...>) {
-  return std::array<std::array<ukernel_listed_fn, ukr_mr>, sizeof...(NV)>{
-      make_listed_table<H, NV + 1>(std::make_integer_sequence<int, ukr_mr>{})...};
-}
-inline ukernel_listed_fn pick_ukernel_listed(int mr, int nv, bool half = false) {
-  static constexpr auto t = make_listed_tables<false>(std::make_integer_sequence<int, ukr_nv>{});
-  static constexpr auto th = make_listed_tables<has_half>(std::make_integer_sequence<int, ukr_nv>{});
-  return (half ? th : t)[nv - 1][mr - 1];
-}
+inline ukernel_fn pick_ukernel(int mr, int nv, bool half = false) { return pick_ukernel_of<false>(mr, nv, half); }
+inline ukernel_listed_fn pick_ukernel_listed(int mr, int nv, bool half = false) { return pick_ukernel_of<true>(mr, nv, half); }
 
 // C[m][n] (+)= sum_k A(m, k) B(k, n), A(m, k) = a[m*a_rs + k*a_ks], B(k, n) = b[k*b_ks + n],
 // n a multiple of vw. Loop order: column panels outside so the B panel stays in L1/L2.
