@@ -345,39 +345,48 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
   }
 }
 
-// dst[j*ldd + i] = tail_j(src[i*lds + j]) for i < rows, j < cols (positions i, channels j; residual laid out like
-// dst): conv2d.hpp's register transpose with the tail applied to each vector before it is stored, so conv2's
-// output is written once, finished.
-inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
-                           const block_tail& t, const float* residual) {
 #if defined(__AVX512F__)
-  // 16 channels at a time down all positions: 16 residual and 16 output streams, which the hardware prefetcher
-  // follows (all channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel
-  // 34x34 sample whose output and residual are out of cache).
-  for (int j0 = 0; j0 < cols; j0 += 16) {  // src rows hold whole vectors (cols padded to lds >= round_up(cols))
+// dst[j*ldd + i] = post(j, pre(i, src[i*lds + j])) for i < rows, j < cols, in 16x16 register blocks taken 16
+// channels at a time down all positions: 16 read and 16 write streams, which the hardware prefetcher follows (all
+// channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
+// output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
+//   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, mask, v): column j's rows i0.. (mask: those
+//   below rows) before they are stored.
+template <class Pre, class Post>
+inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
+                           Post post) {
+  for (int j0 = 0; j0 < cols; j0 += 16) {
     const int nc = std::min(16, cols - j0);
-    float sc[16], rs[16], sh[16];
-    for (int k = 0; k < nc; ++k) {
-      sc[k] = t.scale[j0 + k];
-      rs[k] = t.rs(j0 + k);
-      sh[k] = t.sh(j0 + k);
-    }
     for (int i0 = 0; i0 < rows; i0 += 16) {
       const int nr = std::min(16, rows - i0);
-      const __mmask16 row_mask = __mmask16((1u << nr) - 1);
+      const __mmask16 mask = __mmask16((1u << nr) - 1);
       __m512 r[16];
-      for (int k = 0; k < 16; ++k) r[k] = k < nr ? _mm512_loadu_ps(src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
+      for (int k = 0; k < 16; ++k) r[k] = k < nr ? pre(i0 + k, j0, _mm512_loadu_ps(src + (i0 + k) * lds + j0)) : _mm512_setzero_ps();
       detail::transpose16(r);
-      for (int k = 0; k < nc; ++k) {  // r[k]: channel j0 + k at positions i0 ..
-        const std::ptrdiff_t at = std::ptrdiff_t(j0 + k) * ldd + i0;
-        const __m512 res = nr == 16 ? _mm512_loadu_ps(residual + at) : _mm512_maskz_loadu_ps(row_mask, residual + at);
-        const __m512 v = _mm512_max_ps(_mm512_fmadd_ps(r[k], _mm512_set1_ps(sc[k]), _mm512_fmadd_ps(res, _mm512_set1_ps(rs[k]), _mm512_set1_ps(sh[k]))),
-                                       _mm512_setzero_ps());
-        if (nr == 16) _mm512_storeu_ps(dst + at, v);
-        else _mm512_mask_storeu_ps(dst + at, row_mask, v);
+      for (int k = 0; k < nc; ++k) {
+        float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
+        const __m512 v = post(j0 + k, i0, mask, r[k]);
+        if (nr == 16) _mm512_storeu_ps(at, v);
+        else _mm512_mask_storeu_ps(at, mask, v);
       }
     }
   }
+}
+#endif
+
+// dst[j*ldd + i] = tail_j(src[i*lds + j]) for i < rows, j < cols (positions i, channels j; residual laid out like
+// dst): the tail applied to each transposed vector before it is stored, so conv2's output is written once,
+// finished.
+inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
+                           const block_tail& t, const float* residual) {
+#if defined(__AVX512F__)
+  transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, __m512 v) { return v; },
+                 [&](int c, int i0, __mmask16 mask, __m512 v) {
+                   const float* rp = residual + std::ptrdiff_t(c) * ldd + i0;
+                   const __m512 res = mask == 0xFFFF ? _mm512_loadu_ps(rp) : _mm512_maskz_loadu_ps(mask, rp);
+                   return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(t.rs(c)), _mm512_set1_ps(t.sh(c)))),
+                                        _mm512_setzero_ps());
+                 });
 #else
   detail::transpose(dst, ldd, src, lds, rows, cols, false);
   apply_tail(dst, t, residual, cols, ldd, rows);
@@ -391,25 +400,13 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
                               const float* sh, const float* res) {
 #if defined(__AVX512F__)
-  for (int j0 = 0; j0 < cols; j0 += 16) {  // 16 channels down all positions, as transpose_tail
-    const int nc = std::min(16, cols - j0);
-    const __m512 s = _mm512_loadu_ps(sc + j0), b = _mm512_loadu_ps(sh + j0), zero = _mm512_setzero_ps();
-    for (int i0 = 0; i0 < rows; i0 += 16) {
-      const int nr = std::min(16, rows - i0);
-      __m512 r[16];
-      for (int k = 0; k < 16; ++k)
-        r[k] = k < nr ? _mm512_max_ps(_mm512_fmadd_ps(_mm512_loadu_ps(src + (i0 + k) * lds + j0), s,
-                                                      _mm512_add_ps(_mm512_loadu_ps(res + (i0 + k) * lds + j0), b)),
-                                      zero)
-                      : zero;
-      detail::transpose16(r);
-      for (int k = 0; k < nc; ++k) {
-        float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
-        if (nr == 16) _mm512_storeu_ps(at, r[k]);
-        else _mm512_mask_storeu_ps(at, __mmask16((1u << nr) - 1), r[k]);
-      }
-    }
-  }
+  transpose_down(
+      dst, ldd, src, lds, rows, cols,
+      [&](int i, int j0, __m512 v) {
+        const __m512 r = _mm512_add_ps(_mm512_loadu_ps(res + std::ptrdiff_t(i) * lds + j0), _mm512_loadu_ps(sh + j0));
+        return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_loadu_ps(sc + j0), r), _mm512_setzero_ps());
+      },
+      [](int, int, __mmask16, __m512 v) { return v; });
 #else
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; j += vw) {
