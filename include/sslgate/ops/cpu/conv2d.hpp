@@ -398,6 +398,23 @@ struct useg {
 // The micro-kernels' half-vector column (see ukernel's H): MR 8-lane accumulators, or nothing.
 #if defined(__AVX512F__)
 inline constexpr bool has_half = vw == 16;
+
+// Non-temporal stores, for buffers much larger than L2 that are only read back in a later phase: each line is
+// written without first being read from memory (the read-for-ownership a plain store pays on a miss). p: a
+// whole aligned vector. stream_fence orders them before the barrier that hands the buffer on.
+inline void stream_store(float* p, const vf& v) {
+#if defined(__AVX512F__)
+  if constexpr (vw == 16) return _mm512_stream_ps(p, v);
+#elif defined(__AVX__)
+  if constexpr (vw == 8) return _mm256_stream_ps(p, v);
+#endif
+  v.store_aligned(p);
+}
+inline void stream_fence() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
 #else
 inline constexpr bool has_half = false;
 #endif
@@ -683,8 +700,9 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
   }
 }
 
-// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp).
-template <int M>
+// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp). Stream: V written
+// with stream_store.
+template <int M, bool Stream>
 inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
                                    const float* const* row_ptr, const wino_geom& g, long nrows) {
   constexpr int A = M + 2;
@@ -706,15 +724,18 @@ inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrd
         for (int i = 0; i < A; ++i) {  // rows
           vf out[A];
           wino_tile<M>::in(tmp[i], out);
-          for (int j = 0; j < A; ++j) out[j].store_aligned(vt + (i * A + j) * xi_stride + c);
+          for (int j = 0; j < A; ++j) {
+            if constexpr (Stream) stream_store(vt + (i * A + j) * xi_stride + c, out[j]);
+            else out[j].store_aligned(vt + (i * A + j) * xi_stride + c);
+          }
         }
       }
     }
 }
 inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
-                                 const float* const* row_ptr, const wino_geom& g, long nrows) {
-  if (g.m == 3) wino_input_transform_m<3>(V, xi_stride, vld, t0, row_ptr, g, nrows);
-  else wino_input_transform_m<4>(V, xi_stride, vld, t0, row_ptr, g, nrows);
+                                 const float* const* row_ptr, const wino_geom& g, long nrows, bool stream = false) {
+  if (g.m == 3) (stream ? wino_input_transform_m<3, true> : wino_input_transform_m<3, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows);
+  else (stream ? wino_input_transform_m<4, true> : wino_input_transform_m<4, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows);
 }
 
 // One tile row of the output transform: the tw tiles of M starting at mrow (M[xi][t][co]) into ybuf,

@@ -145,8 +145,9 @@ inline dot_fn pick_dot(int r, int c) {
 }
 
 // Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
-// H: the last vector's low half only, its high half stored as 0 (detail::ukernel's H).
-template <int MR, int NV, bool H = false>
+// H: the last vector's low half only, its high half stored as 0 (detail::ukernel's H). Stream: c (aligned rows)
+// written with detail::stream_store.
+template <int MR, int NV, bool H = false, bool Stream = false>
 inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
                        const int* idx, int k) {
   constexpr int NF = H ? NV - 1 : NV;
@@ -175,23 +176,28 @@ inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdif
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NF; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+    for (int v = 0; v < NF; ++v) {
+      if constexpr (Stream) detail::stream_store(c + m * ldc + v * vw, acc[m][v]);
+      else acc[m][v].store_unaligned(c + m * ldc + v * vw);
+    }
     hacc.store(m, c + m * ldc + NF * vw);
   }
 }
 using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
-template <bool H, int NV, int... M>
+template <bool H, bool S, int NV, int... M>
 constexpr std::array<idx_fn, sizeof...(M)> idx_row(std::integer_sequence<int, M...>) {
-  return {&idx_kernel<M + 1, NV, H>...};
+  return {&idx_kernel<M + 1, NV, H, S>...};
 }
-template <bool H, int... NV>
+template <bool H, bool S, int... NV>
 constexpr std::array<std::array<idx_fn, detail::ukr_mr>, sizeof...(NV)> idx_table(std::integer_sequence<int, NV...>) {
-  return {idx_row<H, NV + 1>(std::make_integer_sequence<int, detail::ukr_mr>{})...};
+  return {idx_row<H, S, NV + 1>(std::make_integer_sequence<int, detail::ukr_mr>{})...};
 }
-inline idx_fn pick_idx(int mr, int nv, bool half = false) {
-  static constexpr auto t = idx_table<false>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  static constexpr auto th = idx_table<detail::has_half>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  return (half ? th : t)[nv - 1][mr - 1];
+// half and stream: not both.
+inline idx_fn pick_idx(int mr, int nv, bool half = false, bool stream = false) {
+  static constexpr auto t = idx_table<false, false>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  static constexpr auto th = idx_table<detail::has_half, false>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  static constexpr auto ts = idx_table<false, true>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  return (stream ? ts : half ? th : t)[nv - 1][mr - 1];
 }
 
 // panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
@@ -619,7 +625,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int i = i0; i < i1; ++i) {
           if (cnt[i] == 0) continue;
           detail::wino_pack_input(xbuf, row_ptr, x + std::ptrdiff_t(i) * ci * in_plane, g1, 0, g1.th);
-          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th);
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th, whole_batch);
         }
     };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
@@ -733,7 +739,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th);
+        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch);
       }
     };
     // --- phase 4: conv2 products with indexed weight rows, items [q_lo, q_hi) of (xi, column panel) ---
@@ -758,7 +764,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const int* idx = lists[std::size_t(i)].data();
           for (int t0 = 0; t0 < tiles; t0 += detail::ukr_mr) {
             const int mr = std::min(detail::ukr_mr, tiles - t0);
-            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
+            pick_idx(mr, nv, false, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
           }
         }
       }
@@ -791,15 +797,18 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       long lo, hi;
       split_range(n, nt, tid, lo, hi);
       conv1_input(int(lo), int(hi));
+      detail::stream_fence();
 #pragma omp barrier
       if (packed1) conv1_products(int(lo), int(hi), 0, 2 * X);
       else conv1_products(0, n, 2 * X * tid / nt, 2 * X * (tid + 1) / nt);
 #pragma omp barrier
       work_range(nt, tid, lo, hi);
       conv2_input(int(lo), int(hi));
+      detail::stream_fence();
 #pragma omp barrier
       split_range(long(X) * panels2, nt, tid, lo, hi);
       conv2_products(int(lo), int(hi));
+      detail::stream_fence();
 #pragma omp barrier
       split_range(n, nt, tid, lo, hi);
       conv2_output(int(lo), int(hi));
