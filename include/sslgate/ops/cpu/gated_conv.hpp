@@ -672,9 +672,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             float* m1 = M1 + xi * comp_xi + off[i];
             const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
             const float* ubase = U1 + xi * u1_xi;
-            for (int j0 = j_lo; j0 < j_hi; j0 += db.cols) {
+            // The next sample's tile rows go to L2 while this sample's products run, a share per register block
+            // (they come from memory: the whole batch's V1 is far larger than L2).
+            const char* a_next = reinterpret_cast<const char*>(vbase + std::ptrdiff_t(tiles) * vld1);
+            const long a_lines = i + 1 < i1 ? long(tiles) * vld1 * long(sizeof(float)) / 64 : 0;
+            const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
+            for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
               const int cc = std::min(db.cols, j_hi - j0);
               for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
+              for (long l = a_lines * b / blocks; l < a_lines * (b + 1) / blocks; ++l) __builtin_prefetch(a_next + 64 * l, 0, 2);
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
                 for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
