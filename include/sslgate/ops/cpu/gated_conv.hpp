@@ -20,7 +20,10 @@
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
 //     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; with
 //     few tiles per sample the whole batch is one chunk that the threads share, the products split between
-//     them by transform point, so each weight is read once per call for every sample.
+//     them by transform point, so each weight is read once per call for every sample. That batch's
+//     transform-domain buffers (15 MB each at 256@9) go to memory between phases: they are written with
+//     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
+//     sample's rows of its input (V1) while it computes the current one.
 //   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
 //     maps), so the gated and the dense path do the same transform-domain work per channel pair.
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
