@@ -49,7 +49,7 @@
 #include <sys/mman.h>
 #endif
 
-#if defined(__AVX512F__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -398,6 +398,9 @@ struct useg {
 // The micro-kernels' half-vector column (see ukernel's H): MR 8-lane accumulators, or nothing.
 #if defined(__AVX512F__)
 inline constexpr bool has_half = vw == 16;
+#else
+inline constexpr bool has_half = false;
+#endif
 
 // Non-temporal stores, for buffers much larger than L2 that are only read back in a later phase: each line is
 // written without first being read from memory (the read-for-ownership a plain store pays on a miss). p: a
@@ -415,9 +418,7 @@ inline void stream_fence() {
   _mm_sfence();
 #endif
 }
-#else
-inline constexpr bool has_half = false;
-#endif
+
 template <bool H, int MR>
 struct half_acc {
   struct none {};
