@@ -360,13 +360,16 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 // channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
 // output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
 //   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, mask, v): column j's rows i0.. (mask: those
-//   below rows) before they are stored.
+//   below rows) before they are stored. ahead: ahead_bytes to bring into L2 meanwhile, a share per block.
 template <class Pre, class Post>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
-                           Post post) {
+                           Post post, const char* ahead, std::size_t ahead_bytes) {
+  const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16), lines = long(ahead_bytes / 64);
+  long block = 0;
   for (int j0 = 0; j0 < cols; j0 += 16) {
     const int nc = std::min(16, cols - j0);
-    for (int i0 = 0; i0 < rows; i0 += 16) {
+    for (int i0 = 0; i0 < rows; i0 += 16, ++block) {
+      for (long l = lines * block / blocks; l < lines * (block + 1) / blocks; ++l) __builtin_prefetch(ahead + 64 * l, 0, 2);
       const int nr = std::min(16, rows - i0);
       const __mmask16 mask = __mmask16((1u << nr) - 1);
       __m512 r[16];
@@ -385,9 +388,9 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
 
 // dst[j*ldd + i] = tail_j(src[i*lds + j]) for i < rows, j < cols (positions i, channels j; residual laid out like
 // dst): the tail applied to each transposed vector before it is stored, so conv2's output is written once,
-// finished.
+// finished. ahead, ahead_bytes: as transpose_down's (with AVX-512).
 inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
-                           const block_tail& t, const float* residual) {
+                           const block_tail& t, const float* residual, const char* ahead, std::size_t ahead_bytes) {
 #if defined(__AVX512F__)
   transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, __m512 v) { return v; },
                  [&](int c, int i0, __mmask16 mask, __m512 v) {
@@ -395,8 +398,10 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
                    const __m512 res = mask == 0xFFFF ? _mm512_loadu_ps(rp) : _mm512_maskz_loadu_ps(mask, rp);
                    return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(t.rs(c)), _mm512_set1_ps(t.sh(c)))),
                                         _mm512_setzero_ps());
-                 });
+                 },
+                 ahead, ahead_bytes);
 #else
+  (void)ahead, (void)ahead_bytes;
   detail::transpose(dst, ldd, src, lds, rows, cols, false);
   apply_tail(dst, t, residual, cols, ldd, rows);
 #endif
@@ -407,7 +412,7 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 //   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[i*lds + j] + sh[j])
 // Without AVX-512 src is overwritten.
 inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
-                              const float* sh, const float* res) {
+                              const float* sh, const float* res, const char* ahead, std::size_t ahead_bytes) {
 #if defined(__AVX512F__)
   transpose_down(
       dst, ldd, src, lds, rows, cols,
@@ -415,8 +420,9 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
         const __m512 r = _mm512_add_ps(_mm512_loadu_ps(res + std::ptrdiff_t(i) * lds + j0), _mm512_loadu_ps(sh + j0));
         return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_loadu_ps(sc + j0), r), _mm512_setzero_ps());
       },
-      [](int, int, __mmask16, __m512 v) { return v; });
+      [](int, int, __mmask16, __m512 v) { return v; }, ahead, ahead_bytes);
 #else
+  (void)ahead, (void)ahead_bytes;
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; j += vw) {
       float* v = src + std::ptrdiff_t(i) * lds + j;
@@ -778,9 +784,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
       }
     };
-    // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1) ---
-    const auto conv2_output = [&](int i0, int i1) {
+    // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1); the last one's transpose
+    //     brings x[ahead] (a sample index, or -1) into L2 ---
+    const auto conv2_output = [&](int i0, int i1, int ahead) {
       for (int i = i0; i < i1; ++i) {
+        const char* pf = i + 1 == i1 && ahead >= 0 ? reinterpret_cast<const char*>(x + std::ptrdiff_t(ahead) * ci * in_plane) : nullptr;
+        const std::size_t pf_bytes = pf ? sizeof(float) * ci * in_plane : 0;
         float* on = o + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0 && !fused_sc) {
           std::fill(on, on + co * plane, 0.f);
@@ -794,9 +803,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
                                   std::ptrdiff_t(m2_xi), mld2, g2full);
         if (fused_sc)
-          transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats);
+          transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats, pf,
+                            pf_bytes);
         else
-          transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, tail.residual + std::ptrdiff_t(i) * co * plane);
+          transpose_tail(on, plane, obuf, coutp, int(plane), co, tail, tail.residual + std::ptrdiff_t(i) * co * plane, pf, pf_bytes);
       }
     };
 
@@ -820,9 +830,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       detail::stream_fence();
 #pragma omp barrier
       split_range(n, nt, tid, lo, hi);
-      conv2_output(int(lo), int(hi));
+      conv2_output(int(lo), int(hi), -1);
     } else {
-      for (c0 = next.fetch_add(chunk); c0 < n; c0 = next.fetch_add(chunk)) {
+      // The next chunk is claimed as this one starts, so that its first input sample can come into L2 during this
+      // chunk's output transpose (x is otherwise read from memory by conv1's input copy).
+      for (c0 = next.fetch_add(chunk); c0 < n;) {
+        const int c_next = next.fetch_add(chunk);
         c1 = std::min(n, c0 + chunk);
         off[c0] = 0;
         for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
@@ -831,7 +844,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         conv1_products(c0, c1, 0, 2 * X);
         conv2_input(c0, c1);
         conv2_products(0, X * panels2);
-        conv2_output(c0, c1);
+        conv2_output(c0, c1, c_next < n ? c_next : -1);
+        c0 = c_next;
       }
     }
   }
