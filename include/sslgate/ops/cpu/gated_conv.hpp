@@ -71,6 +71,14 @@ inline detail::aligned_buffer& gscratch(int slot) {
 }
 #endif
 
+// Share `part` of `parts` of the cache lines of [base, base + bytes) brought into L2: a prefetch spread over the
+// steps of a loop, so that a region needed next arrives while the current one is used.
+inline void prefetch_share(const void* base, std::size_t bytes, long part, long parts) {
+  const char* p = static_cast<const char*>(base);
+  const long lines = long(bytes / 64);
+  for (long l = lines * part / parts; l < lines * (part + 1) / parts; ++l) __builtin_prefetch(p + 64 * l, 0, 2);
+}
+
 // Keeps v in a register: GCC would otherwise fold its load into each FMA that uses it as a memory operand, a
 // load per use (measured: the dot kernel 1.3-1.4x slower on a core with one 512-bit load per cycle).
 inline void in_register([[maybe_unused]] vf& v) {
@@ -363,13 +371,13 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 //   below rows) before they are stored. ahead: ahead_bytes to bring into L2 meanwhile, a share per block.
 template <class Pre, class Post>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
-                           Post post, const char* ahead, std::size_t ahead_bytes) {
-  const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16), lines = long(ahead_bytes / 64);
+                           Post post, const void* ahead, std::size_t ahead_bytes) {
+  const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16);
   long block = 0;
   for (int j0 = 0; j0 < cols; j0 += 16) {
     const int nc = std::min(16, cols - j0);
     for (int i0 = 0; i0 < rows; i0 += 16, ++block) {
-      for (long l = lines * block / blocks; l < lines * (block + 1) / blocks; ++l) __builtin_prefetch(ahead + 64 * l, 0, 2);
+      prefetch_share(ahead, ahead_bytes, block, blocks);
       const int nr = std::min(16, rows - i0);
       const __mmask16 mask = __mmask16((1u << nr) - 1);
       __m512 r[16];
@@ -390,7 +398,7 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
 // dst): the tail applied to each transposed vector before it is stored, so conv2's output is written once,
 // finished. ahead, ahead_bytes: as transpose_down's (with AVX-512).
 inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
-                           const block_tail& t, const float* residual, const char* ahead, std::size_t ahead_bytes) {
+                           const block_tail& t, const float* residual, const void* ahead, std::size_t ahead_bytes) {
 #if defined(__AVX512F__)
   transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, __m512 v) { return v; },
                  [&](int c, int i0, __mmask16 mask, __m512 v) {
@@ -412,7 +420,7 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 //   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[i*lds + j] + sh[j])
 // Without AVX-512 src is overwritten.
 inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
-                              const float* sh, const float* res, const char* ahead, std::size_t ahead_bytes) {
+                              const float* sh, const float* res, const void* ahead, std::size_t ahead_bytes) {
 #if defined(__AVX512F__)
   transpose_down(
       dst, ldd, src, lds, rows, cols,
@@ -683,13 +691,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const float* ubase = U1 + xi * u1_xi;
             // The next sample's tile rows go to L2 while this sample's products run, a share per register block
             // (they come from memory: the whole batch's V1 is far larger than L2).
-            const char* a_next = reinterpret_cast<const char*>(vbase + std::ptrdiff_t(tiles) * vld1);
-            const long a_lines = i + 1 < i1 ? long(tiles) * vld1 * long(sizeof(float)) / 64 : 0;
+            const float* a_next = vbase + std::ptrdiff_t(tiles) * vld1;
+            const std::size_t a_bytes = i + 1 < i1 ? sizeof(float) * tiles * vld1 : 0;
             const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
             for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
               const int cc = std::min(db.cols, j_hi - j0);
               for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
-              for (long l = a_lines * b / blocks; l < a_lines * (b + 1) / blocks; ++l) __builtin_prefetch(a_next + 64 * l, 0, 2);
+              prefetch_share(a_next, a_bytes, b, blocks);
               for (int t0 = 0; t0 < tiles; t0 += db.rows) {
                 const int rr = std::min(db.rows, tiles - t0);
                 for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
@@ -760,18 +768,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // --- phase 4: conv2 products with indexed weight rows, items [q_lo, q_hi) of (xi, column panel) ---
     const auto conv2_products = [&](int q_lo, int q_hi) {
       const float* const u2_end = U2 + X * u2_xi;
-      constexpr int ukr_lines = detail::panel_w * 4 / 64;
       for (int item = q_lo; item < q_hi; ++item) {
         const int xi = item / panels2, n0 = item % panels2 * detail::panel_w;
         const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
         const float* panel = U2 + xi * u2_xi + std::ptrdiff_t(n0) * co;  // co rows x nv * vw
         // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
         // first reads of it would otherwise each wait on memory.
-        const char* next = reinterpret_cast<const char*>(panel + std::ptrdiff_t(co) * nv * vw);
-        const std::ptrdiff_t next_lines = std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * ukr_lines, (reinterpret_cast<const char*>(u2_end) - next) / 64);
+        const float* next = panel + std::ptrdiff_t(co) * nv * vw;
+        const std::size_t next_bytes = sizeof(float) * std::size_t(std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * detail::panel_w, u2_end - next));
         for (int i = c0; i < c1; ++i) {
-          for (std::ptrdiff_t q = next_lines * (i - c0) / (c1 - c0), qe = next_lines * (i + 1 - c0) / (c1 - c0); q < qe; ++q)
-            __builtin_prefetch(next + 64 * q, 0, 2);
+          prefetch_share(next, next_bytes, i - c0, c1 - c0);
           const int c = cnt[i], ld = ldn[i];
           if (c == 0) continue;
           const float* a = V2 + xi * comp_xi + off[i];
@@ -788,7 +794,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     //     brings x[ahead] (a sample index, or -1) into L2 ---
     const auto conv2_output = [&](int i0, int i1, int ahead) {
       for (int i = i0; i < i1; ++i) {
-        const char* pf = i + 1 == i1 && ahead >= 0 ? reinterpret_cast<const char*>(x + std::ptrdiff_t(ahead) * ci * in_plane) : nullptr;
+        const float* pf = i + 1 == i1 && ahead >= 0 ? x + std::ptrdiff_t(ahead) * ci * in_plane : nullptr;
         const std::size_t pf_bytes = pf ? sizeof(float) * ci * in_plane : 0;
         float* on = o + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0 && !fused_sc) {
