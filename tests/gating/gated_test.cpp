@@ -202,6 +202,59 @@ TEST_CASE("float eval: the fused shortcut's prepared weights follow the downsamp
   CHECK(testing::nmse(agree("downsample BN changed"), mid.cast<double>()) > 1e-8);
 }
 
+TEST_CASE("float eval: the gate run inside the kernel equals the gate's own forward", "[gating]") {
+  // Where the kernel runs one sample at a time (34x34 maps, 17x17 outputs) it computes the gate from its own
+  // copy of x: the same logits up to rounding, the same open channels and output; a forced mask still decides.
+  struct geometry {
+    int c_in, c_out, stride, hw;
+  };
+  const int threads_before = num_threads();
+  const geometry shapes[] = {{16, 16, 1, 34}, {16, 32, 2, 34}, {48, 48, 1, 17}};
+  for (int threads : {1, 2})
+    for (const auto& g : shapes) {
+      set_num_threads(threads);
+      INFO("threads " << threads << " c_in " << g.c_in << " c_out " << g.c_out << " stride " << g.stride << " " << g.hw << "x" << g.hw);
+      REQUIRE(ops::cpu::gated::fuses_gate({4, g.c_in, g.hw, g.hw, g.c_out, g.stride}));
+      rng init(31);
+      gated_basic_block<float> block(g.c_in, g.c_out, g.stride, init);
+      rng r(32);
+      for (auto* bn : {&block.bn1_g, &block.bn2_g, &block.gate.bn}) {
+        bn->running_mean = tensor<float>::uniform({bn->channels()}, r, -0.2f, 0.2f);
+        bn->running_var = tensor<float>::uniform({bn->channels()}, r, 0.5f, 1.5f);
+      }
+      tensor<float> x = random({4, g.c_in, g.hw, g.hw}, 33).cast<float>();
+      for (std::int64_t i = 0; i < x.numel(); ++i) x[i] += 0.3f;  // channel means away from 0
+      const auto run = [&](bool fused, const tensor<float>& forced) {
+        tape<float> tp(grad_mode::off);
+        forward_state<float> st;
+        st.training = false;
+        st.route = path::gated;
+        st.fused = fused;
+        if (!forced.empty()) st.forced_masks.push_back(forced);
+        const tensor<float> y = block.forward(tp, x, st);
+        return std::pair{y, st.gates.at(0)};
+      };
+      const auto [y_in, g_in] = run(true, {});
+      const auto [y_own, g_own] = run(false, {});
+      CHECK(testing::nmse(g_in.logits, g_own.logits.cast<double>()) <= 1e-10);  // float sums in two orders
+      int open = 0;
+      for (std::int64_t i = 0; i < g_own.logits.numel(); ++i) {
+        open += g_own.mask[i] != 0;
+        if (std::abs(g_own.logits[i]) > 1e-4f) CHECK(g_in.mask[i] == g_own.mask[i]);
+      }
+      CHECK(open > 0);
+      CHECK(open < g_own.mask.numel());
+      CHECK(g_in.active == g_own.active);
+      CHECK(testing::nmse(y_in, y_own.cast<double>()) <= 1e-10);
+      const tensor<float> forced = random_mask(4, g.c_out, 0.5, 37).cast<float>();
+      const auto [y_forced, g_forced] = run(true, forced);
+      CHECK(g_forced.mask.to_vector() == forced.to_vector());
+      CHECK(g_forced.logits.to_vector() == g_in.logits.to_vector());
+      CHECK(testing::nmse(y_forced, run(false, forced).first.cast<double>()) <= 1e-10);
+    }
+  set_num_threads(threads_before);
+}
+
 TEST_CASE("an all-ones mask gives the dense block", "[gating]") {
   const auto x = random({2, 8, 5, 5}, 3);
   rng init(1);

@@ -11,7 +11,9 @@
 #include <sslgate/ops/pool.hpp>
 #include <sslgate/ops/shape_ops.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 namespace sslgate {
@@ -130,6 +132,35 @@ class channel_gate {
     }
     out.active = open_counts(out.mask);
     return out;
+  }
+
+  // The eval gate as host arrays, BN folded: the logits of one sample from its channel means z (C_in values),
+  // for kernels that take the means in their own pass over x. Equal to forward's eval logits up to rounding.
+  // The weights are kept transposed, so that each product runs down contiguous rows (vectorized).
+  struct host_form {
+    std::int64_t c_in, c4, c_out;
+    std::vector<T> fc1t, scale, shift, fc2t;  // fc1t[k][j] = fc1[j][k], fc2t[j][c] = fc2[c][j]
+    void logits(const T* z, T* l) const {
+      thread_local std::vector<T> h;
+      h.assign(static_cast<std::size_t>(c4), T(0));
+      for (std::int64_t k = 0; k < c_in; ++k)
+        for (std::int64_t j = 0; j < c4; ++j) h[static_cast<std::size_t>(j)] += fc1t[static_cast<std::size_t>(k * c4 + j)] * z[k];
+      for (std::size_t j = 0; j < h.size(); ++j) h[j] = std::max(T(0), h[j] * scale[j] + shift[j]);
+      std::fill(l, l + c_out, T(0));
+      for (std::int64_t j = 0; j < c4; ++j)
+        for (std::int64_t c = 0; c < c_out; ++c) l[c] += fc2t[static_cast<std::size_t>(j * c_out + c)] * h[static_cast<std::size_t>(j)];
+    }
+  };
+  host_form eval_form() const {
+    const std::int64_t c_in = fc1.dim(1), c4 = fc1.dim(0), c_out = fc2.dim(0);
+    const std::vector<T> w1 = fc1.to_vector(), w2 = fc2.to_vector();
+    host_form f{c_in, c4, c_out, std::vector<T>(w1.size()), {}, {}, std::vector<T>(w2.size())};
+    for (std::int64_t j = 0; j < c4; ++j)
+      for (std::int64_t k = 0; k < c_in; ++k) f.fc1t[static_cast<std::size_t>(k * c4 + j)] = w1[static_cast<std::size_t>(j * c_in + k)];
+    for (std::int64_t c = 0; c < c_out; ++c)
+      for (std::int64_t j = 0; j < c4; ++j) f.fc2t[static_cast<std::size_t>(j * c_out + c)] = w2[static_cast<std::size_t>(c * c4 + j)];
+    std::tie(f.scale, f.shift) = bn.eval_affine();
+    return f;
   }
 
   template <class V>

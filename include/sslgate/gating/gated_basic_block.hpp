@@ -35,6 +35,8 @@ class gated_basic_block {
   tensor<T> forward(tape<T>& tp, const tensor<T>& x, forward_state<T>& st) {
     if (st.route == path::dense) return finish(tp, x, conv2_dense(tp, relu_bn(tp, conv1_dense(tp, x, st), bn1_d, st), st), bn2_d, st);
     const std::size_t index = st.gates.size();
+    if (st.fused && !st.training && !tp.recording() && cpu_kernel_applies(x) && ops::cpu::gated::fuses_gate(cpu_params(x)))
+      return eval_gate_in_kernel(x, st);
     const tensor<T> u = index < st.given_noise.size() ? st.given_noise[index] : tensor<T>{};
     st.gates.push_back(gate.forward(tp, x, st.training, st.tau, st.noise, u));
     if (index < st.forced_masks.size()) force(st.gates.back(), st.forced_masks[index]);
@@ -112,7 +114,7 @@ class gated_basic_block {
     const ops::cpu::conv2d_params p1 = ops::conv2d_geometry(x, conv1.weight, conv1.stride, conv1.padding);
     const int ho = p1.out_h(), wo = p1.out_w();
     const std::int64_t plane = static_cast<std::int64_t>(ho) * wo, in_plane = x.dim(2) * x.dim(3);
-    const auto [s1, b1] = folded(bn1_g);
+    const auto [s1, b1] = bn1_g.eval_affine();
     if (ops::on_device("gated_basic_block", x)) {
       if constexpr (ops::cuda_kernels<T>) {
         const cuda::active_lists open(g.mask.data(), n, c_out);
@@ -125,35 +127,8 @@ class gated_basic_block {
         return finish(none, x, o, bn2_g, st);
       }
     }
-    const auto lists = ops::active_channels(g.mask);
-    if constexpr (std::is_same_v<T, float>) {
-      // Float: batched kernels on weights the block keeps transformed (ops/cpu/gated_conv.hpp).
-      const ops::cpu::gated::block_params bp{n, c_in, static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out, conv1.stride};
-      if (conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 && ops::cpu::gated::gated_block_supported(bp)) {
-        // BN2, the shortcut (its BN folded too; at stride 2 the downsample conv itself) and the ReLU run inside
-        // the kernel as each output is written.
-        tape<T> none(grad_mode::off);
-        const auto [s2, b2] = folded(bn2_g);
-        ops::cpu::gated::block_tail tail{s2.data(), b2.data(), x.data()};
-        tensor<T> residual;
-        std::pair<std::vector<T>, std::vector<T>> res_bn;
-        if (downsample) {
-          res_bn = folded(downsample->second);
-          const layers::conv2d<T>& ds = downsample->first;
-          if (ops::cpu::gated::fuses_shortcut(bp) && ds.stride == conv1.stride && ds.padding == 0 && ds.weight.dim(2) == 1) {
-            tail = {s2.data(), b2.data(), nullptr, res_bn.first.data(), res_bn.second.data(), ds.weight.data()};  // computed inside
-          } else {
-            residual = downsample->first.forward(none, x);
-            st.executed_macs += conv_macs(residual, downsample->first.weight);
-            tail = {s2.data(), b2.data(), residual.data(), res_bn.first.data(), res_bn.second.data()};
-          }
-        }
-        tensor<T> o(shape{n, c_out, ho, wo});
-        st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(),
-                                                                 b1.data(), tail, bp, lists, eval_weights_);
-        return o;
-      }
-    }
+    std::vector<std::vector<int>> lists = ops::active_channels(g.mask);
+    if (cpu_kernel_applies(x)) return cpu_kernel(x, lists, {}, st);
     tensor<T> o = tensor<T>::zeros(shape{n, c_out, ho, wo});
     std::vector<T> w1, w2, h;
     for (int i = 0; i < n; ++i) {
@@ -186,26 +161,81 @@ class gated_basic_block {
     return finish(none, x, o, bn2_g, st);
   }
 
+  // Whether the float CPU kernels of the fused eval path (ops/cpu/gated_conv.hpp) take this block and input.
+  bool cpu_kernel_applies(const tensor<T>& x) const {
+    return std::is_same_v<T, float> && x.on_cpu() && conv1.padding == 1 && conv2.padding == 1 && conv1.weight.dim(2) == 3 &&
+           ops::cpu::gated::gated_block_supported(cpu_params(x));
+  }
+  ops::cpu::gated::block_params cpu_params(const tensor<T>& x) const {
+    return {static_cast<int>(x.dim(0)), c_in(), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), c_out(), conv1.stride};
+  }
+
+  // The fused eval block on the CPU kernels (float): channel lists given, or gate (ops::cpu::gated::gate_fn) run
+  // inside. BN2, the shortcut (its BN folded too; at stride 2 the downsample conv itself) and the ReLU run inside
+  // the kernel as each output is written.
+  tensor<T> cpu_kernel(const tensor<T>& x, std::vector<std::vector<int>>& lists, const ops::cpu::gated::gate_fn& gate, forward_state<T>& st) {
+    if constexpr (!std::is_same_v<T, float>) {
+      throw value_error("gated_basic_block: the CPU block kernels are float only");
+    } else {
+      const ops::cpu::gated::block_params bp = cpu_params(x);
+      tape<T> none(grad_mode::off);
+      const auto [s1, b1] = bn1_g.eval_affine();
+      const auto [s2, b2] = bn2_g.eval_affine();
+      ops::cpu::gated::block_tail tail{s2.data(), b2.data(), x.data()};
+      tensor<T> residual;
+      std::pair<std::vector<T>, std::vector<T>> res_bn;
+      if (downsample) {
+        res_bn = downsample->second.eval_affine();
+        const layers::conv2d<T>& ds = downsample->first;
+        if (ops::cpu::gated::fuses_shortcut(bp) && ds.stride == conv1.stride && ds.padding == 0 && ds.weight.dim(2) == 1) {
+          tail = {s2.data(), b2.data(), nullptr, res_bn.first.data(), res_bn.second.data(), ds.weight.data()};  // computed inside
+        } else {
+          residual = downsample->first.forward(none, x);
+          st.executed_macs += conv_macs(residual, downsample->first.weight);
+          tail = {s2.data(), b2.data(), residual.data(), res_bn.first.data(), res_bn.second.data()};
+        }
+      }
+      tensor<T> o(shape{bp.n, c_out(), bp.oh(), bp.ow()});
+      st.executed_macs += ops::cpu::gated::gated_block_forward(o.data(), x.data(), conv1.weight.data(), conv2.weight.data(), s1.data(),
+                                                               b1.data(), tail, bp, lists, eval_weights_, gate);
+      return o;
+    }
+  }
+
+  // Eval where the kernel runs one sample at a time (ops::cpu::gated::fuses_gate): the gate too, on the channel
+  // means of the kernel's own copy of each sample, so that x is read once for both. Its logits equal the gate's
+  // forward up to float rounding; a forced mask still decides what opens.
+  tensor<T> eval_gate_in_kernel(const tensor<T>& x, forward_state<T>& st) {
+    const std::size_t index = st.gates.size();
+    const std::int64_t n = x.dim(0), c = c_out();
+    gate_result<T> g;
+    g.logits = tensor<T>(shape{n, c});
+    std::vector<T> keep;
+    const T* forced = nullptr;
+    if (index < st.forced_masks.size()) {
+      check_same_shape("gated_basic_block", g.logits, st.forced_masks[index]);
+      forced = ops::host_view(st.forced_masks[index], keep);
+    }
+    const auto eval_gate = gate.eval_form();
+    std::vector<std::vector<int>> lists;
+    const ops::cpu::gated::gate_fn open = [&](int i, const float* means, std::vector<int>& list) {
+      T* l = g.logits.data() + i * c;
+      if constexpr (std::is_same_v<T, float>) eval_gate.logits(means, l);  // the kernels are float only
+      for (int k = 0; k < c; ++k)
+        if (forced ? forced[i * c + k] != T(0) : l[k] >= T(0)) list.push_back(k);
+    };
+    tensor<T> o = cpu_kernel(x, lists, open, st);
+    g.mask = forced ? st.forced_masks[index] : ops::gate_threshold(g.logits);
+    g.active = open_counts(g.mask);
+    st.gates.push_back(std::move(g));
+    st.executed_macs += gate_macs() * n;
+    return o;
+  }
+
   static void force(gate_result<T>& g, const tensor<T>& mask) {
     check_same_shape("gated_basic_block", g.mask, mask);
     g.mask = mask;
     g.active = open_counts(mask);
-  }
-
-  // Eval BN as y = x * scale + shift per channel.
-  static std::pair<std::vector<T>, std::vector<T>> folded(const layers::batchnorm<T>& bn) {
-    const auto c = static_cast<std::size_t>(bn.channels());
-    std::vector<T> scale(c), shift(c), kw, kb, km, kv;
-    const T* w = bn.weight.empty() ? nullptr : ops::host_view(bn.weight, kw);
-    const T* b = bn.bias.empty() ? nullptr : ops::host_view(bn.bias, kb);
-    const T* mean = ops::host_view(bn.running_mean, km);
-    const T* var = ops::host_view(bn.running_var, kv);
-    for (std::size_t k = 0; k < c; ++k) {
-      const double s = (w ? static_cast<double>(w[k]) : 1.0) / std::sqrt(static_cast<double>(var[k]) + bn.eps);
-      scale[k] = static_cast<T>(s);
-      shift[k] = static_cast<T>((b ? static_cast<double>(b[k]) : 0.0) - static_cast<double>(mean[k]) * s);
-    }
-    return {scale, shift};
   }
 };
 

@@ -24,6 +24,10 @@
 //     transform-domain buffers (15 MB each at 256@9) go to memory between phases: they are written with
 //     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
 //     sample's rows of its input (V1) while it computes the current one.
+//   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
+//     sums of conv1's own copy of each sample (gate_fn): x is read once for both;
+//   * the block's output is written with non-temporal stores (transpose_down, AVX-512): no line of it is read
+//     for ownership first.
 //   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
 //     maps), so the gated and the dense path do the same transform-domain work per channel pair.
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
@@ -31,6 +35,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -369,13 +374,22 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 // output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
 //   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, mask, v): column j's rows i0.. (mask: those
 //   below rows) before they are stored. ahead: ahead_bytes to bring into L2 meanwhile, a share per block.
+// dst is written with non-temporal stores of whole aligned lines (each channel's vectors shifted by its row's
+// misalignment: the previous vector's last lanes, then this one's first; a row's first and last partial lines
+// stored plainly), so no line of dst is read for ownership first (caller: detail::stream_fence). Measured on
+// 64@34 at density 0.25 (paired rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed.
 template <class Pre, class Post>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
                            Post post, const void* ahead, std::size_t ahead_bytes) {
   const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % 16); };
+  const auto lanes = [](int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); };  // [lo, hi)
   long block = 0;
   for (int j0 = 0; j0 < cols; j0 += 16) {
     const int nc = std::min(16, cols - j0);
+    __m512 carry[16];  // channel j0 + k's previous vector
+    for (__m512& c : carry) c = _mm512_setzero_ps();
     for (int i0 = 0; i0 < rows; i0 += 16, ++block) {
       prefetch_share(ahead, ahead_bytes, block, blocks);
       const int nr = std::min(16, rows - i0);
@@ -386,9 +400,21 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
       for (int k = 0; k < nc; ++k) {
         float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
         const __m512 v = post(j0 + k, i0, mask, r[k]);
-        if (nr == 16) _mm512_storeu_ps(at, v);
-        else _mm512_mask_storeu_ps(at, mask, v);
+        const int s = misalign(at);  // the aligned line of positions i0 - s .. i0 + 15 - s
+        const __m512 line = s == 0 ? v : _mm512_permutex2var_ps(carry[k], _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), v);
+        const int lo = i0 == 0 ? s : 0, hi = std::min(16, s + nr);
+        if (lo == 0 && hi == 16) _mm512_stream_ps(at - s, line);
+        else _mm512_mask_storeu_ps(at - s, lanes(lo, hi), line);
+        carry[k] = v;
       }
+    }
+    const int i_last = (rows - 1) / 16 * 16, nr = rows - i_last;  // the positions past the last aligned line
+    for (int k = 0; k < nc; ++k) {
+      float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i_last;
+      const int s = misalign(at);
+      if (s + nr > 16)
+        _mm512_mask_storeu_ps(at + 16 - s, lanes(0, s + nr - 16),
+                              _mm512_permutex2var_ps(carry[k], _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), _mm512_setzero_ps()));
     }
   }
 }
@@ -442,6 +468,35 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
 #endif
 }
 
+// Winograd tiles of one sample's conv2 output (conv2d's tile size). From per_sample_tiles on, samples run as
+// chunks of one (see gated_block_forward).
+inline int sample_tiles(const block_params& p) {
+  const int m = detail::wino_tile_size(p.oh(), p.ow());
+  return ((p.oh() + m - 1) / m) * ((p.ow() + m - 1) / m);
+}
+inline constexpr int per_sample_tiles = 25;
+
+// The gate computed inside gated_block_forward, from its own channels-last copy of each sample of x (a pass
+// over x saved): sample i's channel means of x (c_in values) -> its open output channels, increasing. Called
+// from the kernel's threads, for one sample at a time.
+using gate_fn = std::function<void(int sample, const float* means, std::vector<int>& open)>;
+// Whether gated_block_forward takes a gate_fn for this block: where samples run one at a time.
+inline bool fuses_gate(const block_params& p) { return sample_tiles(p) >= per_sample_tiles; }
+
+// sums[k] = the sum of channel k over count positions of a channels-last buffer (ld floats per position, a
+// multiple of vw; k < ld).
+inline void channel_sums(float* sums, const float* buf, std::ptrdiff_t count, int ld) {
+  constexpr int V = 8;  // independent accumulators
+  for (int k0 = 0; k0 < ld; k0 += V * vw) {
+    const int nv = std::min(V, (ld - k0) / vw);
+    vf acc[V];
+    for (vf& a : acc) a = vf(0.f);
+    for (std::ptrdiff_t q = 0; q < count; ++q)
+      for (int v = 0; v < nv; ++v) acc[v] += vf::load_aligned(buf + q * ld + k0 + v * vw);
+    for (int v = 0; v < nv; ++v) acc[v].store_unaligned(sums + k0 + v * vw);
+  }
+}
+
 // Whether gated_block_forward can compute the block's 1x1 downsample (stride p.stride, no padding) itself:
 // with stride 2 conv1 runs direct, and its centre tap reads exactly the 1x1 conv's input, x[2y][2x].
 inline bool fuses_shortcut(const block_params& p) { return p.stride > 1; }
@@ -453,11 +508,12 @@ inline bool gated_block_supported(const block_params& p) {
 }
 
 // o[n] (assigned, [n, c_out, oh, ow]) = tail(conv2(relu(conv1(x[n])[A_n] * s1 + b1), w2[:, A_n])) for every
-// sample; samples with no open channel get o[n] = tail(0). Returns the MACs executed, counted as direct-convolution MACs
-// (9 per output and reduction channel, as the FLOPs model does) over the channels computed.
+// sample; samples with no open channel get o[n] = tail(0). A_n: lists[n], or, with gate (fuses_gate), what gate
+// returns for sample n, stored in lists. Returns the MACs executed, counted as direct-convolution MACs (9 per
+// output and reduction channel, as the FLOPs model does) over the channels computed.
 inline std::int64_t gated_block_forward(float* o, const float* x, const float* w1, const float* w2, const float* s1,
                                         const float* b1, const block_tail& tail, const block_params& p,
-                                        const std::vector<std::vector<int>>& lists, prepared_weights& prepared) {
+                                        std::vector<std::vector<int>>& lists, prepared_weights& prepared, const gate_fn& gate = {}) {
   const int n = p.n, ci = p.c_in, co = p.c_out, oh = p.oh(), ow = p.ow();
   const std::ptrdiff_t plane = std::ptrdiff_t(oh) * ow, in_plane = std::ptrdiff_t(p.h) * p.w;
   const conv2d_params p1{n, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1};
@@ -496,11 +552,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 
   // Open channels per sample and their row stride in the compact arrays M1 / V2 (each xi slice holds the
   // chunk's samples one after another, tiles x ld_n floats each, ld_n = round_up(|A_n|)).
+  SSLGATE_CHECK(!gate || fuses_gate(p), value_error, "gated_block_forward", "no fused gate at {} tiles per sample", tiles);
+  if (gate) lists.assign(std::size_t(n), {});
+  SSLGATE_CHECK(lists.size() == std::size_t(n), shape_error, "gated_block_forward", "{} channel lists for {} samples", lists.size(), n);
   std::vector<int> cnt(n), ldn(n);
-  for (int i = 0; i < n; ++i) {
+  const auto count_open = [&](int i) {
     cnt[i] = int(lists[std::size_t(i)].size());
     ldn[i] = int(round_up(std::max(cnt[i], 1), vw));
-  }
+  };
+  for (int i = 0; i < n && !gate; ++i) count_open(i);
   // Chunks of samples. A chunk streams all transformed weights once, and a sample uses only its open rows of
   // each xi slice. A sample with 25 tiles or more reuses each weight row that often itself, and its own data
   // (1.6 MB and up) outgrows L2: such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2 and
@@ -512,17 +572,14 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // per thread; one thread: chunks of at least 8 MB, twice the weights' bytes, up to the whole batch).
   const std::size_t per_sample_max = std::size_t(X) * tiles * (vld1 + 2 * coutp + mld2) * 4;
   const std::size_t weight_bytes = 4 * (X * std::size_t(u2_xi) + (wino1 ? X * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
-  const std::size_t chunk_bytes = tiles >= 25 ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
-  const bool whole_batch = tiles < 25 && nth > 1;
+  const bool per_sample = tiles >= per_sample_tiles;
+  const std::size_t chunk_bytes = per_sample ? 0 : std::max<std::size_t>(std::size_t(8) << 20, 2 * weight_bytes);
+  const bool whole_batch = !per_sample && nth > 1;
   const int chunk = whole_batch ? n
                                 : int(std::clamp<std::size_t>(chunk_bytes / std::max<std::size_t>(per_sample_max, 1), 1,
                                                               std::size_t((n + nth - 1) / nth)));
   const std::size_t v1_xi = std::size_t(chunk) * tiles * vld1, m2_xi = std::size_t(chunk) * tiles * mld2;
   const std::size_t comp_max = std::size_t(X) * (std::size_t(chunk) * tiles * coutp + vw);  // M1 or V2, a chunk
-  std::int64_t macs = 0;
-  for (int i = 0; i < n; ++i)
-    macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
-  if (fused_sc) macs += std::int64_t(n) * co * ci * plane;
 
   const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1, m);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
@@ -636,14 +693,29 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     const bool packed1 = wino1 && tiles * 8 > ci;
     const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);
 #pragma omp barrier
-    // --- phase 1: conv1 input transform (Winograd), samples [i0, i1) ---
+    // --- phase 1: conv1's copy of the input (channels-last: Winograd rows, or the direct conv1's phases), the
+    //     gate on its channel means (with gate), conv1's input transform (Winograd); samples [i0, i1) ---
+    std::vector<float> means(gate ? std::size_t(cinp) : 0);
     const auto conv1_input = [&](int i0, int i1) {
-      if (wino1)
-        for (int i = i0; i < i1; ++i) {
-          if (cnt[i] == 0) continue;
-          detail::wino_pack_input(xbuf, row_ptr, x + std::ptrdiff_t(i) * ci * in_plane, g1, 0, g1.th);
-          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th, whole_batch);
+      for (int i = i0; i < i1; ++i) {
+        const float* xi = x + std::ptrdiff_t(i) * ci * in_plane;
+        if (gate) {  // the copies' padding is zero: the sums over all their positions are the channel sums
+          if (wino1) {
+            detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
+            channel_sums(means.data(), xbuf, std::ptrdiff_t(m * g1.th + 2) * pc1, cinp);
+          } else {
+            detail::direct_pack_input(x1buf, ybuf, xi, dg, !x1buf_zeroed);
+            x1buf_zeroed = true;
+            channel_sums(means.data(), x1buf, std::ptrdiff_t(dg.img_floats() / cinp), cinp);
+          }
+          for (float& v : means) v /= float(in_plane);
+          gate(i, means.data(), lists[std::size_t(i)]);
+          count_open(i);
         }
+        if (!wino1 || cnt[i] == 0) continue;
+        if (!gate) detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
+        detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th, whole_batch);
+      }
     };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
     //     the packed form takes both halves of an item's xi at once ---
@@ -713,7 +785,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int i = i0; i < i1; ++i) {
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
-        if (!wino1 && (c > 0 || fused_sc)) {
+        if (!wino1 && (c > 0 || fused_sc) && !gate) {  // with gate, phase 1 packed it (one sample per chunk)
           detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
           x1buf_zeroed = true;
         }
@@ -725,9 +797,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         if (c == 0) continue;
         for (int j = 0; j < ld; ++j) shift[std::size_t(j)] = j < c ? b1[A[std::size_t(j)]] : 0.f;
         for (int k = 0; k < ld; k += vw) keep[std::size_t(k / vw)] = lane_index + float(k) < vf(float(c));
-        // h[y][x][.] goes to xbuf[y + 1][x + 1][.] (row stride rs); the border and the lanes >= c stay 0.
+        // h[y][x][.] goes to xbuf[y + 1][x + 1][.] (row stride rs); the lanes >= c are 0, and only the border
+        // (row 0, the rows past oh, column 0 and the columns past ow) is zeroed besides.
         const std::ptrdiff_t rs = std::ptrdiff_t(pc2) * ld;
-        std::memset(xbuf, 0, sizeof(float) * rs * (m * g2full.th + 2));
+        std::memset(xbuf, 0, sizeof(float) * rs);
+        for (int y = 1; y <= oh; ++y) {
+          std::memset(xbuf + y * rs, 0, sizeof(float) * ld);
+          std::memset(xbuf + y * rs + std::ptrdiff_t(ow + 1) * ld, 0, sizeof(float) * (pc2 - ow - 1) * ld);
+        }
+        std::memset(xbuf + (oh + 1) * rs, 0, sizeof(float) * rs * (m * g2full.th + 1 - oh));
         const auto put_row = [&](float* dst, const float* src) {  // ow positions of ld channels
           for (int q = 0; q < ow; ++q)
             for (int k = 0; k < ld; k += vw) {
@@ -843,10 +921,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (c0 = next.fetch_add(chunk); c0 < n;) {
         const int c_next = next.fetch_add(chunk);
         c1 = std::min(n, c0 + chunk);
+        conv1_input(c0, c1);
         off[c0] = 0;
         for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
         comp_xi = detail::padded_ld(int(off[c1]));
-        conv1_input(c0, c1);
         conv1_products(c0, c1, 0, 2 * X);
         conv2_input(c0, c1);
         conv2_products(0, X * panels2);
@@ -854,8 +932,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         c0 = c_next;
       }
     }
+    detail::stream_fence();
   }
   prepared.key = key;
+  std::int64_t macs = fused_sc ? std::int64_t(n) * co * ci * plane : 0;
+  for (int i = 0; i < n; ++i) macs += std::int64_t(cnt[i]) * (std::int64_t(ci) + co) * 9 * plane;
   return macs;
 }
 
