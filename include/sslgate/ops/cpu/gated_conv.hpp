@@ -384,6 +384,8 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
   const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % 16); };
+  // The last s lanes of prev, then the first 16 - s of cur.
+  const auto realign = [&](__m512 prev, __m512 cur, int s) { return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur); };
   const auto lanes = [](int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); };  // [lo, hi)
   long block = 0;
   for (int j0 = 0; j0 < cols; j0 += 16) {
@@ -401,7 +403,7 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
         float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
         const __m512 v = post(j0 + k, i0, mask, r[k]);
         const int s = misalign(at);  // the aligned line of positions i0 - s .. i0 + 15 - s
-        const __m512 line = s == 0 ? v : _mm512_permutex2var_ps(carry[k], _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), v);
+        const __m512 line = s == 0 ? v : realign(carry[k], v, s);
         const int lo = i0 == 0 ? s : 0, hi = std::min(16, s + nr);
         if (lo == 0 && hi == 16) _mm512_stream_ps(at - s, line);
         else _mm512_mask_storeu_ps(at - s, lanes(lo, hi), line);
@@ -413,8 +415,7 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
       float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i_last;
       const int s = misalign(at);
       if (s + nr > 16)
-        _mm512_mask_storeu_ps(at + 16 - s, lanes(0, s + nr - 16),
-                              _mm512_permutex2var_ps(carry[k], _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), _mm512_setzero_ps()));
+        _mm512_mask_storeu_ps(at + 16 - s, lanes(0, s + nr - 16), realign(carry[k], _mm512_setzero_ps(), s));
     }
   }
 }
