@@ -23,7 +23,8 @@
 //     them by transform point, so each weight is read once per call for every sample. That batch's
 //     transform-domain buffers (15 MB each at 256@9) go to memory between phases: they are written with
 //     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
-//     sample's rows of its input (V1) while it computes the current one.
+//     sample's rows of its input (V1) while it computes the current one; likewise each thread brings its next
+//     sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
 //   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
 //     sums of conv1's own copy of each sample (gate_fn): x is read once for both;
 //   * the block's output is written with non-temporal stores (transpose_down, AVX-512): no line of it is read
@@ -373,15 +374,20 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 // channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
 // output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
 //   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, mask, v): column j's rows i0.. (mask: those
-//   below rows) before they are stored. ahead: ahead_bytes to bring into L2 meanwhile, a share per block.
+//   below rows) before they are stored; touch(j0, i0): prefetches what pre and post read for that block, called
+//   touch_lead blocks ahead (the residual's 16-float pieces are too short a stream for the hardware prefetcher:
+//   measured on 256@9 at density 0.25, its loads were 3/4 of the transpose's time). ahead: ahead_bytes to bring
+//   into L2 meanwhile, a share per block.
 // dst is written with non-temporal stores of whole aligned lines (each channel's vectors shifted by its row's
 // misalignment: the previous vector's last lanes, then this one's first; a row's first and last partial lines
 // stored plainly), so no line of dst is read for ownership first (caller: detail::stream_fence). Measured on
 // 64@34 at density 0.25 (paired rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed.
-template <class Pre, class Post>
+inline constexpr int touch_lead = 8;
+template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
-                           Post post, const void* ahead, std::size_t ahead_bytes) {
-  const long blocks = long((cols + 15) / 16) * ((rows + 15) / 16);
+                           Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
+  const int row_blocks = (rows + 15) / 16;
+  const long blocks = long((cols + 15) / 16) * row_blocks;
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % 16); };
   // The last s lanes of prev, then the first 16 - s of cur.
@@ -394,6 +400,7 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
     for (__m512& c : carry) c = _mm512_setzero_ps();
     for (int i0 = 0; i0 < rows; i0 += 16, ++block) {
       prefetch_share(ahead, ahead_bytes, block, blocks);
+      if (const long b = block + touch_lead; b < blocks) touch(int(b / row_blocks) * 16, int(b % row_blocks) * 16);
       const int nr = std::min(16, rows - i0);
       const __mmask16 mask = __mmask16((1u << nr) - 1);
       __m512 r[16];
@@ -434,6 +441,13 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
                    return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(t.rs(c)), _mm512_set1_ps(t.sh(c)))),
                                         _mm512_setzero_ps());
                  },
+                 [&](int j0, int i0) {  // the block's 16 channel pieces: their last lines (and first, at a row's start)
+                   for (int k = 0; k < 16 && j0 + k < cols; ++k) {
+                     const float* rp = residual + std::ptrdiff_t(j0 + k) * ldd + i0;
+                     if (i0 == 0) __builtin_prefetch(rp, 0, 2);
+                     __builtin_prefetch(rp + std::min(15, rows - 1 - i0), 0, 2);
+                   }
+                 },
                  ahead, ahead_bytes);
 #else
   (void)ahead, (void)ahead_bytes;
@@ -455,7 +469,11 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
         const __m512 r = _mm512_add_ps(_mm512_loadu_ps(res + std::ptrdiff_t(i) * lds + j0), _mm512_loadu_ps(sh + j0));
         return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_loadu_ps(sc + j0), r), _mm512_setzero_ps());
       },
-      [](int, int, __mmask16, __m512 v) { return v; }, ahead, ahead_bytes);
+      [](int, int, __mmask16, __m512 v) { return v; },
+      [&](int j0, int i0) {  // the block's 16 residual rows (j0 is a multiple of 16: one line each)
+        for (int k = 0; k < 16 && i0 + k < rows; ++k) __builtin_prefetch(res + std::ptrdiff_t(i0 + k) * lds + j0, 0, 2);
+      },
+      ahead, ahead_bytes);
 #else
   (void)ahead, (void)ahead_bytes;
   for (int i = 0; i < rows; ++i)
@@ -715,7 +733,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
         if (!wino1 || cnt[i] == 0) continue;
         if (!gate) detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
-        detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles, row_ptr, g1, g1.th, whole_batch);
+        // In the shared batch, the next sample of this thread comes into L2 meanwhile, a share per tile row (its
+        // copy reads 16-channel pieces of a few lines each, too short for the hardware prefetcher).
+        const bool prefetch_next = whole_batch && i + 1 < i1;
+        for (int r = 0; r < g1.th; ++r) {
+          if (prefetch_next) prefetch_share(xi + std::ptrdiff_t(ci) * in_plane, sizeof(float) * ci * in_plane, r, g1.th);
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch);
+        }
       }
     };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
@@ -835,7 +859,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const float* a1 = x1buf;
           float* h1 = hbuf;
           detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
-          for (int y = 0; y < oh; ++y) put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
+          const bool prefetch_next = whole_batch && i + 1 < i1;  // the next sample's x into L2, as in conv1_input
+          for (int y = 0; y < oh; ++y) {
+            if (prefetch_next) prefetch_share(x + std::ptrdiff_t(i + 1) * ci * in_plane, sizeof(float) * ci * in_plane, y, oh);
+            put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
+          }
         }
         for (int r = 0; r < g2full.th; ++r) row_ptr[r] = xbuf + std::ptrdiff_t(m * r) * rs;
         auto gi = g2full;
@@ -855,8 +883,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         // first reads of it would otherwise each wait on memory.
         const float* next = panel + std::ptrdiff_t(co) * nv * vw;
         const std::size_t next_bytes = sizeof(float) * std::size_t(std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * detail::panel_w, u2_end - next));
+        // A sample on its own that uses few of the rows takes only its open rows of the next panel (the whole
+        // panel would be up to 4x the lines from L3).
+        const bool own_rows = c1 - c0 == 1 && 2 * cnt[c0] < co && item + 1 < X * panels2;
+        if (own_rows) {
+          const int nv_next = std::min(detail::ukr_nv, (coutp - (item + 1) % panels2 * detail::panel_w) / vw);
+          for (const int r : lists[std::size_t(c0)])
+            for (int l = 0; l < nv_next * vw; l += 64 / int(sizeof(float))) __builtin_prefetch(next + std::ptrdiff_t(r) * nv_next * vw + l, 0, 2);
+        }
         for (int i = c0; i < c1; ++i) {
-          prefetch_share(next, next_bytes, i - c0, c1 - c0);
+          if (!own_rows) prefetch_share(next, next_bytes, i - c0, c1 - c0);
           const int c = cnt[i], ld = ldn[i];
           if (c == 0) continue;
           const float* a = V2 + xi * comp_xi + off[i];
@@ -873,8 +909,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     //     brings x[ahead] (a sample index, or -1) into L2 ---
     const auto conv2_output = [&](int i0, int i1, int ahead) {
       for (int i = i0; i < i1; ++i) {
+        // Into L2 meanwhile: in the shared batch the next sample's M2 (a share per tile row) and residual (during
+        // the transpose), both read from memory; else, after the chunk's last sample, x[ahead].
+        const bool prefetch_next = whole_batch && i + 1 < i1;
         const float* pf = i + 1 == i1 && ahead >= 0 ? x + std::ptrdiff_t(ahead) * ci * in_plane : nullptr;
-        const std::size_t pf_bytes = pf ? sizeof(float) * ci * in_plane : 0;
+        std::size_t pf_bytes = pf ? sizeof(float) * ci * in_plane : 0;
+        if (prefetch_next) {
+          pf = fused_sc ? rbuf + std::size_t(i + 1 - c0) * res_floats : tail.residual + std::ptrdiff_t(i + 1) * co * plane;
+          pf_bytes = sizeof(float) * (fused_sc ? res_floats : std::size_t(co) * plane);
+        }
         float* on = o + std::ptrdiff_t(i) * co * plane;
         if (cnt[i] == 0 && !fused_sc) {
           std::fill(on, on + co * plane, 0.f);
@@ -884,9 +927,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         // The whole sample channels-last in obuf (tile rows follow one another as the plane's rows), then
         // written out 16 channels at a time.
         if (cnt[i] == 0) std::fill(obuf, obuf + plane * coutp, 0.f);
-        for (int r = 0; r < g2full.th && cnt[i] > 0; ++r)
+        for (int r = 0; r < g2full.th && cnt[i] > 0; ++r) {
+          for (int xi = 0; xi < X && prefetch_next; ++xi)
+            prefetch_share(M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i + 1 - c0) * tiles * mld2, sizeof(float) * tiles * mld2, r, g2full.th);
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
                                   std::ptrdiff_t(m2_xi), mld2, g2full);
+        }
         if (fused_sc)
           transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats, pf,
                             pf_bytes);
