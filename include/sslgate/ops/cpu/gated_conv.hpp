@@ -715,6 +715,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // --- phase 1: conv1's copy of the input (channels-last: Winograd rows, or the direct conv1's phases), the
     //     gate on its channel means (with gate), conv1's input transform (Winograd); samples [i0, i1) ---
     std::vector<float> means(gate ? std::size_t(cinp) : 0);
+    // Share `part` of `parts` of sample i of x brought into L2 (its copies read 16-channel pieces of a few lines
+    // each, too short a stream for the hardware prefetcher).
+    const auto prefetch_x = [&](int i, long part, long parts) {
+      prefetch_share(x + std::ptrdiff_t(i) * ci * in_plane, sizeof(float) * ci * in_plane, part, parts);
+    };
     const auto conv1_input = [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
         const float* xi = x + std::ptrdiff_t(i) * ci * in_plane;
@@ -733,11 +738,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
         if (!wino1 || cnt[i] == 0) continue;
         if (!gate) detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
-        // In the shared batch, the next sample of this thread comes into L2 meanwhile, a share per tile row (its
-        // copy reads 16-channel pieces of a few lines each, too short for the hardware prefetcher).
+        // In the shared batch, the next sample of this thread comes into L2 meanwhile, a share per tile row.
         const bool prefetch_next = whole_batch && i + 1 < i1;
         for (int r = 0; r < g1.th; ++r) {
-          if (prefetch_next) prefetch_share(xi + std::ptrdiff_t(ci) * in_plane, sizeof(float) * ci * in_plane, r, g1.th);
+          if (prefetch_next) prefetch_x(i + 1, r, g1.th);
           detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch);
         }
       }
@@ -861,7 +865,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
           const bool prefetch_next = whole_batch && i + 1 < i1;  // the next sample's x into L2, as in conv1_input
           for (int y = 0; y < oh; ++y) {
-            if (prefetch_next) prefetch_share(x + std::ptrdiff_t(i + 1) * ci * in_plane, sizeof(float) * ci * in_plane, y, oh);
+            if (prefetch_next) prefetch_x(i + 1, y, oh);
             put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
           }
         }
