@@ -224,6 +224,28 @@ inline void transpose16(__m512* r) {
     r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xDD);
   }
 }
+#elif defined(__AVX2__)
+// r[k] = column k of the 8x8 block whose rows were r[0..7].
+inline void transpose8(__m256* r) {
+  __m256 t[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+    r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+  }
+  for (int k = 0; k < 8; ++k) r[k] = t[k];
+}
+// Lanes [0, n) set: the mask of a partial vector's loads and stores.
+inline __m256i lane_mask8(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
 #endif
 
 // dst[j][i] = / += src[i][j], i < rows, j < cols.
@@ -248,6 +270,26 @@ inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t l
           float* d = dst + (j0 + k) * ldd + i0;
           if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
           _mm512_mask_storeu_ps(d, row_mask, r[k]);
+        }
+      }
+    }
+    return;
+  }
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {  // 8x8 blocks in registers, edges under masks
+    for (int i0 = 0; i0 < rows; i0 += 8) {
+      const int nr = std::min(8, rows - i0);
+      const __m256i row_mask = lane_mask8(nr);
+      for (int j0 = 0; j0 < cols; j0 += 8) {
+        const int nc = std::min(8, cols - j0);
+        const __m256i col_mask = lane_mask8(nc);
+        __m256 r[8];
+        for (int k = 0; k < 8; ++k) r[k] = k < nr ? _mm256_maskload_ps(src + (i0 + k) * lds + j0, col_mask) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
+          float* d = dst + (j0 + k) * ldd + i0;
+          if (accumulate) r[k] = _mm256_add_ps(_mm256_maskload_ps(d, row_mask), r[k]);
+          _mm256_maskstore_ps(d, row_mask, r[k]);
         }
       }
     }
@@ -1306,7 +1348,7 @@ inline void direct_forward(float* y, const float* x, const float* w, const direc
     std::vector<float*> cs(G);
     float* xb = scratch(slot_a).get<float>(g.img_floats() * G);
     float* yb = scratch(slot_b).get<float>(g.m() * g.coutp * G);
-    float* tmp = scratch(slot_c).get<float>(std::size_t(g.w) * g.cinp);
+    float* tmp = scratch(slot_c).get<float>(16 * std::size_t(g.w));  // direct_pack_input's
     for (int i = 0; i < G; ++i) {
       as[i] = xb + g.img_floats() * i;
       cs[i] = yb + g.m() * g.coutp * i;
@@ -1433,7 +1475,7 @@ inline void direct_backward_weight(float* dw, const float* dy, const float* x, c
     std::memset(mine, 0, sizeof(float) * part_sz);
     float* xb = scratch(slot_a).get<float>(g.img_floats() * G);
     float* dyb = scratch(slot_b).get<float>(g.m() * g.coutp * G);
-    float* tmp = scratch(slot_c).get<float>(std::size_t(g.w) * g.cinp);
+    float* tmp = scratch(slot_c).get<float>(16 * std::size_t(g.w));  // direct_pack_input's
     std::vector<useg> segs(G);
     const std::ptrdiff_t ldc = std::ptrdiff_t(T) * g.coutp;
     long lo, hi;

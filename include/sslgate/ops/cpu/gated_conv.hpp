@@ -27,7 +27,7 @@
 //     sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
 //   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
 //     sums of conv1's own copy of each sample (gate_fn): x is read once for both;
-//   * the block's output is written with non-temporal stores (transpose_down, AVX-512): no line of it is read
+//   * the block's output is written with non-temporal stores (transpose_down, AVX-512 or AVX2): no line of it is read
 //     for ownership first.
 //   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
 //     maps), so the gated and the dense path do the same transform-domain work per channel pair.
@@ -74,6 +74,16 @@ inline detail::aligned_buffer& gscratch(int slot) {
   for (int q = 0; q < 2; ++q)  // lanes 0+1 and 2+3 of v[2q], then of v[2q+1]
     u[q] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], 0x88), _mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], 0xDD));
   return _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+}
+#elif defined(__AVX2__)
+// Lane q of the result = the sum of the lanes of v[q]: 7 adds and 14 shuffles for 8 sums.
+[[gnu::always_inline]] inline __m256 hsum8(const __m256* v) {
+  __m256 u[4], w[2];
+  for (int q = 0; q < 4; ++q)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2q], b = v[2q+1]
+    u[q] = _mm256_add_ps(_mm256_unpacklo_ps(v[2 * q], v[2 * q + 1]), _mm256_unpackhi_ps(v[2 * q], v[2 * q + 1]));
+  for (int q = 0; q < 2; ++q)  // per 128-bit lane: that lane's sums of v[4q .. 4q+3]
+    w[q] = _mm256_add_ps(_mm256_shuffle_ps(u[2 * q], u[2 * q + 1], 0x44), _mm256_shuffle_ps(u[2 * q], u[2 * q + 1], 0xEE));
+  return _mm256_add_ps(_mm256_permute2f128_ps(w[0], w[1], 0x20), _mm256_permute2f128_ps(w[0], w[1], 0x31));
 }
 #endif
 
@@ -129,6 +139,23 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
                             r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums));
     return;
   }
+#elif defined(__AVX2__)
+  {  // the sums in groups of 8, each one shuffle tree; then copied out row by row
+    constexpr int G = (R * C + 7) / 8;
+    alignas(32) float sums[8 * G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      __m256 v[8];
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) v[q] = 8 * g + q < R * C ? __m256(acc[(8 * g + q) / C][(8 * g + q) % C]) : _mm256_setzero_ps();
+      _mm256_store_ps(sums + 8 * g, hsum8(v));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) out[r * ors + c] = sums[r * C + c];
+    return;
+  }
 #endif
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -138,8 +165,9 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
 // Register blocks (tiles x channels). With AVX-512 a block of at most 16 sums ends in one shuffle tree
 // (hsum16): 4 x 4, or 3 x 5 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured on the
 // transform-domain products, 256 channels, 9 tiles: 3 x 5 18.5, 4 x 4 17.0, 4 x 6 (24 separate sums)
-// 15.2 FMA lanes per cycle.
-constexpr int dot_r = 4, dot_c = 6;
+// 15.2 FMA lanes per cycle. AVX2 has 16 vector registers: 3 x 4 (12 sums, two hsum8 trees) fills them; 4 x 6
+// spilled, and the gated 256@9 block at density 0.75 took 61 ms against 47 with 3 x 4 (2 x 4 and 3 x 3: 47).
+constexpr int dot_r = vw >= 16 ? 4 : 3, dot_c = vw >= 16 ? 5 : 4;
 struct reg_block {
   int rows, cols;
 };
@@ -217,17 +245,47 @@ inline idx_fn pick_idx(int mr, int nv, bool half = false, bool stream = false) {
   return (stream ? ts : half ? th : t)[nv - 1][mr - 1];
 }
 
-// panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
-// through their pointers: no gathered copy of them is written first. tmp: ld * kp floats (used without AVX-512).
-inline void pack_rows(float* panel, int ld, const float* const* src, int c, int kp, float* tmp) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+// vw x vw register blocks of vf: the primitives of pack_rows and transpose_down.
+namespace blk {
+using reg = vf::register_type;
 #if defined(__AVX512F__)
+inline void transpose(reg* r) { detail::transpose16(r); }
+inline __mmask16 lanes(int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); }  // [lo, hi)
+inline vf load_first(const float* p, int n) { return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(lanes(0, n), p); }
+inline void store_lanes(float* p, int lo, int hi, reg v) { _mm512_mask_storeu_ps(p, lanes(lo, hi), v); }
+inline void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
+// The last s lanes of prev, then the first 16 - s of cur.
+inline reg realign(reg prev, reg cur, int s) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur);
+}
+#else
+inline void transpose(reg* r) { detail::transpose8(r); }
+inline __m256i lanes(int lo, int hi) { return _mm256_andnot_si256(detail::lane_mask8(lo), detail::lane_mask8(hi)); }
+inline vf load_first(const float* p, int n) { return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, detail::lane_mask8(n)); }
+inline void store_lanes(float* p, int lo, int hi, reg v) { _mm256_maskstore_ps(p, lanes(lo, hi), v); }
+inline void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
+inline reg realign(reg prev, reg cur, int s) {  // both rotated by s lanes, then lanes below s taken from prev
+  const __m256i idx = _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 - s)), _mm256_set1_epi32(7));
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, idx), _mm256_permutevar8x32_ps(prev, idx), _mm256_castsi256_ps(detail::lane_mask8(s)));
+}
+#endif
+}  // namespace blk
+#endif
+
+// panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
+// through their pointers: no gathered copy of them is written first. tmp: ld * kp floats (used without AVX-512
+// or AVX2).
+inline void pack_rows(float* panel, int ld, const float* const* src, int c, int kp, float* tmp) {
+#if defined(__AVX512F__) || defined(__AVX2__)
   (void)tmp;
-  for (int j0 = 0; j0 < ld; j0 += 16)
-    for (int k0 = 0; k0 < kp; k0 += 16) {
-      __m512 r[16];
-      for (int q = 0; q < 16; ++q) r[q] = j0 + q < c ? _mm512_loadu_ps(src[j0 + q] + k0) : _mm512_setzero_ps();
-      detail::transpose16(r);
-      for (int q = 0; q < 16; ++q) _mm512_storeu_ps(panel + std::ptrdiff_t(k0 + q) * ld + j0, r[q]);
+  for (int j0 = 0; j0 < ld; j0 += vw)
+    for (int k0 = 0; k0 < kp; k0 += vw) {
+      blk::reg r[vw];
+      for (int q = 0; q < vw; ++q) r[q] = j0 + q < c ? vf::load_unaligned(src[j0 + q] + k0) : vf(0.f);
+      blk::transpose(r);
+      for (int q = 0; q < vw; ++q) vf(r[q]).store_unaligned(panel + std::ptrdiff_t(k0 + q) * ld + j0);
     }
 #else
   for (int j = 0; j < ld; ++j) {
@@ -368,14 +426,14 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
   }
 }
 
-#if defined(__AVX512F__)
-// dst[j*ldd + i] = post(j, pre(i, src[i*lds + j])) for i < rows, j < cols, in 16x16 register blocks taken 16
-// channels at a time down all positions: 16 read and 16 write streams, which the hardware prefetcher follows (all
-// channels per 16 positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
+#if defined(__AVX512F__) || defined(__AVX2__)
+// dst[j*ldd + i] = post(j, pre(i, src[i*lds + j])) for i < rows, j < cols, in vw x vw register blocks taken vw
+// channels at a time down all positions: vw read and vw write streams, which the hardware prefetcher follows (all
+// channels per vw positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
 // output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
-//   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, mask, v): column j's rows i0.. (mask: those
-//   below rows) before they are stored; touch(j0, i0): prefetches what pre and post read for that block, called
-//   touch_lead blocks ahead (the residual's 16-float pieces are too short a stream for the hardware prefetcher:
+//   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, n, v): column j's rows i0.. (the first n below
+//   rows) before they are stored; touch(j0, i0): prefetches what pre and post read for that block, called
+//   touch_lead blocks ahead (the residual's vw-float pieces are too short a stream for the hardware prefetcher:
 //   measured on 256@9 at density 0.25, its loads were 3/4 of the transpose's time). ahead: ahead_bytes to bring
 //   into L2 meanwhile, a share per block.
 // dst is written with non-temporal stores of whole aligned lines (each channel's vectors shifted by its row's
@@ -386,43 +444,37 @@ inline constexpr int touch_lead = 8;
 template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
                            Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
-  const int row_blocks = (rows + 15) / 16;
-  const long blocks = long((cols + 15) / 16) * row_blocks;
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % 16); };
-  // The last s lanes of prev, then the first 16 - s of cur.
-  const auto realign = [&](__m512 prev, __m512 cur, int s) { return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur); };
-  const auto lanes = [](int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); };  // [lo, hi)
+  const int row_blocks = (rows + vw - 1) / vw;
+  const long blocks = long((cols + vw - 1) / vw) * row_blocks;
+  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % vw); };
   long block = 0;
-  for (int j0 = 0; j0 < cols; j0 += 16) {
-    const int nc = std::min(16, cols - j0);
-    __m512 carry[16];  // channel j0 + k's previous vector
-    for (__m512& c : carry) c = _mm512_setzero_ps();
-    for (int i0 = 0; i0 < rows; i0 += 16, ++block) {
+  for (int j0 = 0; j0 < cols; j0 += vw) {
+    const int nc = std::min(vw, cols - j0);
+    blk::reg carry[vw];  // channel j0 + k's previous vector
+    for (blk::reg& c : carry) c = vf(0.f);
+    for (int i0 = 0; i0 < rows; i0 += vw, ++block) {
       prefetch_share(ahead, ahead_bytes, block, blocks);
-      if (const long b = block + touch_lead; b < blocks) touch(int(b / row_blocks) * 16, int(b % row_blocks) * 16);
-      const int nr = std::min(16, rows - i0);
-      const __mmask16 mask = __mmask16((1u << nr) - 1);
-      __m512 r[16];
-      for (int k = 0; k < 16; ++k) r[k] = k < nr ? pre(i0 + k, j0, _mm512_loadu_ps(src + (i0 + k) * lds + j0)) : _mm512_setzero_ps();
-      detail::transpose16(r);
+      if (const long b = block + touch_lead; b < blocks) touch(int(b / row_blocks) * vw, int(b % row_blocks) * vw);
+      const int nr = std::min(vw, rows - i0);
+      blk::reg r[vw];
+      for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(i0 + k, j0, vf::load_unaligned(src + (i0 + k) * lds + j0)) : vf(0.f);
+      blk::transpose(r);
       for (int k = 0; k < nc; ++k) {
         float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
-        const __m512 v = post(j0 + k, i0, mask, r[k]);
-        const int s = misalign(at);  // the aligned line of positions i0 - s .. i0 + 15 - s
-        const __m512 line = s == 0 ? v : realign(carry[k], v, s);
-        const int lo = i0 == 0 ? s : 0, hi = std::min(16, s + nr);
-        if (lo == 0 && hi == 16) _mm512_stream_ps(at - s, line);
-        else _mm512_mask_storeu_ps(at - s, lanes(lo, hi), line);
+        const blk::reg v = post(j0 + k, i0, nr, vf(r[k]));
+        const int s = misalign(at);  // the aligned line of positions i0 - s .. i0 + vw - 1 - s
+        const blk::reg line = s == 0 ? v : blk::realign(carry[k], v, s);
+        const int lo = i0 == 0 ? s : 0, hi = std::min(vw, s + nr);
+        if (lo == 0 && hi == vw) blk::stream(at - s, line);
+        else blk::store_lanes(at - s, lo, hi, line);
         carry[k] = v;
       }
     }
-    const int i_last = (rows - 1) / 16 * 16, nr = rows - i_last;  // the positions past the last aligned line
+    const int i_last = (rows - 1) / vw * vw, nr = rows - i_last;  // the positions past the last aligned line
     for (int k = 0; k < nc; ++k) {
       float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i_last;
       const int s = misalign(at);
-      if (s + nr > 16)
-        _mm512_mask_storeu_ps(at + 16 - s, lanes(0, s + nr - 16), realign(carry[k], _mm512_setzero_ps(), s));
+      if (s + nr > vw) blk::store_lanes(at + vw - s, 0, s + nr - vw, blk::realign(carry[k], vf(0.f), s));
     }
   }
 }
@@ -430,22 +482,20 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
 
 // dst[j*ldd + i] = tail_j(src[i*lds + j]) for i < rows, j < cols (positions i, channels j; residual laid out like
 // dst): the tail applied to each transposed vector before it is stored, so conv2's output is written once,
-// finished. ahead, ahead_bytes: as transpose_down's (with AVX-512).
+// finished. ahead, ahead_bytes: as transpose_down's.
 inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
                            const block_tail& t, const float* residual, const void* ahead, std::size_t ahead_bytes) {
-#if defined(__AVX512F__)
-  transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, __m512 v) { return v; },
-                 [&](int c, int i0, __mmask16 mask, __m512 v) {
-                   const float* rp = residual + std::ptrdiff_t(c) * ldd + i0;
-                   const __m512 res = mask == 0xFFFF ? _mm512_loadu_ps(rp) : _mm512_maskz_loadu_ps(mask, rp);
-                   return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(t.scale[c]), _mm512_fmadd_ps(res, _mm512_set1_ps(t.rs(c)), _mm512_set1_ps(t.sh(c)))),
-                                        _mm512_setzero_ps());
+#if defined(__AVX512F__) || defined(__AVX2__)
+  transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, vf v) { return v; },
+                 [&](int c, int i0, int n, vf v) {
+                   const vf res = blk::load_first(residual + std::ptrdiff_t(c) * ldd + i0, n);
+                   return xsimd::max(xsimd::fma(v, vf(t.scale[c]), xsimd::fma(res, vf(t.rs(c)), vf(t.sh(c)))), vf(0.f));
                  },
-                 [&](int j0, int i0) {  // the block's 16 channel pieces: their last lines (and first, at a row's start)
-                   for (int k = 0; k < 16 && j0 + k < cols; ++k) {
+                 [&](int j0, int i0) {  // the block's vw channel pieces: their last lines (and first, at a row's start)
+                   for (int k = 0; k < vw && j0 + k < cols; ++k) {
                      const float* rp = residual + std::ptrdiff_t(j0 + k) * ldd + i0;
                      if (i0 == 0) __builtin_prefetch(rp, 0, 2);
-                     __builtin_prefetch(rp + std::min(15, rows - 1 - i0), 0, 2);
+                     __builtin_prefetch(rp + std::min(vw - 1, rows - 1 - i0), 0, 2);
                    }
                  },
                  ahead, ahead_bytes);
@@ -459,30 +509,24 @@ inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std
 // The same with a channels-last residual laid out like src, already scaled (the fused shortcut); sc, sh: the
 // tail's scale and shift, padded to whole vectors. Tail first, on channel vectors, then the transpose:
 //   dst[j*ldd + i] = relu(src[i*lds + j] * sc[j] + res[i*lds + j] + sh[j])
-// Without AVX-512 src is overwritten.
+// Without transpose_down src is overwritten.
 inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::ptrdiff_t lds, int rows, int cols, const float* sc,
                               const float* sh, const float* res, const void* ahead, std::size_t ahead_bytes) {
-#if defined(__AVX512F__)
+  const auto tail = [&](int i, int j0, vf v) {
+    const vf r = vf::load_unaligned(res + std::ptrdiff_t(i) * lds + j0) + vf::load_unaligned(sh + j0);
+    return xsimd::max(xsimd::fma(v, vf::load_unaligned(sc + j0), r), vf(0.f));
+  };
+#if defined(__AVX512F__) || defined(__AVX2__)
   transpose_down(
-      dst, ldd, src, lds, rows, cols,
-      [&](int i, int j0, __m512 v) {
-        const __m512 r = _mm512_add_ps(_mm512_loadu_ps(res + std::ptrdiff_t(i) * lds + j0), _mm512_loadu_ps(sh + j0));
-        return _mm512_max_ps(_mm512_fmadd_ps(v, _mm512_loadu_ps(sc + j0), r), _mm512_setzero_ps());
-      },
-      [](int, int, __mmask16, __m512 v) { return v; },
-      [&](int j0, int i0) {  // the block's 16 residual rows (j0 is a multiple of 16: one line each)
-        for (int k = 0; k < 16 && i0 + k < rows; ++k) __builtin_prefetch(res + std::ptrdiff_t(i0 + k) * lds + j0, 0, 2);
+      dst, ldd, src, lds, rows, cols, tail, [](int, int, int, vf v) { return v; },
+      [&](int j0, int i0) {  // the block's vw residual rows (j0 is a multiple of vw: one piece each)
+        for (int k = 0; k < vw && i0 + k < rows; ++k) __builtin_prefetch(res + std::ptrdiff_t(i0 + k) * lds + j0, 0, 2);
       },
       ahead, ahead_bytes);
 #else
   (void)ahead, (void)ahead_bytes;
   for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; j += vw) {
-      float* v = src + std::ptrdiff_t(i) * lds + j;
-      xsimd::max(xsimd::fma(vf::load_unaligned(v), vf::load_unaligned(sc + j), vf::load_unaligned(res + std::ptrdiff_t(i) * lds + j) + vf::load_unaligned(sh + j)),
-                 vf(0.f))
-          .store_unaligned(v);
-    }
+    for (int j = 0; j < cols; j += vw) tail(i, j, vf::load_unaligned(src + std::ptrdiff_t(i) * lds + j)).store_unaligned(src + std::ptrdiff_t(i) * lds + j);
   detail::transpose(dst, ldd, src, lds, rows, cols, false);
 #endif
 }
