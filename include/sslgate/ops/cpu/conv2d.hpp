@@ -197,6 +197,9 @@ inline void split_range(long total, int nth, int tid, long& lo, long& hi) {
 
 inline std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
 
+using vf = xsimd::batch<float>;
+constexpr int vw = int(vf::size);  // lanes: 16 with AVX-512
+
 #if defined(__AVX512F__)
 // r[k] = column k of the 16x16 block whose rows were r[0..15]: 4 shuffle stages instead of 256 scalar moves.
 inline void transpose16(__m512* r) {
@@ -248,48 +251,55 @@ inline void transpose8(__m256* r) {
 inline __m256i lane_mask8(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
 #endif
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+// vw x vw register blocks of vf: the primitives of transpose and of the gated kernels' pack_rows and
+// transpose_down.
+namespace blk {
+using reg = vf::register_type;
+#if defined(__AVX512F__)
+inline void transpose(reg* r) { transpose16(r); }
+inline __mmask16 lanes(int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); }  // [lo, hi)
+inline vf load_first(const float* p, int n) { return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(lanes(0, n), p); }
+inline void store_lanes(float* p, int lo, int hi, reg v) { _mm512_mask_storeu_ps(p, lanes(lo, hi), v); }
+inline void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
+// The last s lanes of prev, then the first 16 - s of cur.
+inline reg realign(reg prev, reg cur, int s) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur);
+}
+#else
+inline void transpose(reg* r) { transpose8(r); }
+inline __m256i lanes(int lo, int hi) { return _mm256_andnot_si256(lane_mask8(lo), lane_mask8(hi)); }
+inline vf load_first(const float* p, int n) { return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask8(n)); }
+inline void store_lanes(float* p, int lo, int hi, reg v) { _mm256_maskstore_ps(p, lanes(lo, hi), v); }
+inline void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
+inline reg realign(reg prev, reg cur, int s) {  // both rotated by s lanes, then lanes below s taken from prev
+  const __m256i idx = _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 - s)), _mm256_set1_epi32(7));
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, idx), _mm256_permutevar8x32_ps(prev, idx), _mm256_castsi256_ps(lane_mask8(s)));
+}
+#endif
+}  // namespace blk
+#endif
+
 // dst[j][i] = / += src[i][j], i < rows, j < cols.
 template <class T>
 inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t lds, int rows, int cols,
                       bool accumulate) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) {
-    // 16x16 blocks in registers. Edge blocks (the 17-, 9- and 5-wide rows of the CIFAR maps) load and store
+    // vw x vw blocks in registers. Edge blocks (the 17-, 9- and 5-wide rows of the CIFAR maps) load and store
     // under masks rather than falling back to scalar moves.
-    for (int i0 = 0; i0 < rows; i0 += 16) {
-      const int nr = std::min(16, rows - i0);
-      const __mmask16 row_mask = __mmask16((1u << nr) - 1);
-      for (int j0 = 0; j0 < cols; j0 += 16) {
-        const int nc = std::min(16, cols - j0);
-        const __mmask16 col_mask = __mmask16((1u << nc) - 1);
-        __m512 r[16];
-        for (int k = 0; k < 16; ++k)
-          r[k] = k < nr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + k) * lds + j0) : _mm512_setzero_ps();
-        transpose16(r);
+    for (int i0 = 0; i0 < rows; i0 += vw) {
+      const int nr = std::min(vw, rows - i0);
+      for (int j0 = 0; j0 < cols; j0 += vw) {
+        const int nc = std::min(vw, cols - j0);
+        blk::reg r[vw];
+        for (int k = 0; k < vw; ++k) r[k] = k < nr ? blk::load_first(src + (i0 + k) * lds + j0, nc) : vf(0.f);
+        blk::transpose(r);
         for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
           float* d = dst + (j0 + k) * ldd + i0;
-          if (accumulate) r[k] = _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, d), r[k]);
-          _mm512_mask_storeu_ps(d, row_mask, r[k]);
-        }
-      }
-    }
-    return;
-  }
-#elif defined(__AVX2__)
-  if constexpr (std::is_same_v<T, float>) {  // 8x8 blocks in registers, edges under masks
-    for (int i0 = 0; i0 < rows; i0 += 8) {
-      const int nr = std::min(8, rows - i0);
-      const __m256i row_mask = lane_mask8(nr);
-      for (int j0 = 0; j0 < cols; j0 += 8) {
-        const int nc = std::min(8, cols - j0);
-        const __m256i col_mask = lane_mask8(nc);
-        __m256 r[8];
-        for (int k = 0; k < 8; ++k) r[k] = k < nr ? _mm256_maskload_ps(src + (i0 + k) * lds + j0, col_mask) : _mm256_setzero_ps();
-        transpose8(r);
-        for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
-          float* d = dst + (j0 + k) * ldd + i0;
-          if (accumulate) r[k] = _mm256_add_ps(_mm256_maskload_ps(d, row_mask), r[k]);
-          _mm256_maskstore_ps(d, row_mask, r[k]);
+          if (accumulate) r[k] = blk::load_first(d, nr) + vf(r[k]);
+          blk::store_lanes(d, 0, nr, r[k]);
         }
       }
     }
@@ -421,8 +431,6 @@ void im2col_backward_weight(T* dw, const T* dy, const T* x, const conv2d_params&
 // ---------------------------------------------------------------------------------------------
 // Float fast paths.
 // ---------------------------------------------------------------------------------------------
-using vf = xsimd::batch<float>;
-constexpr int vw = int(vf::size);  // lanes: 16 with AVX-512
 // Register block of the micro-kernel: MR broadcast rows x NV vectors. AVX-512: 6 x 64 floats, 24 of
 // the 32 zmm registers, 10 loads per 24 FMAs; measured 138 GFLOP/s on the transform-domain products
 // against 111 for 12 x 32 and 118 for 8 x 48. Narrower ISAs (16 registers): 6 or 4 x 2 vectors.

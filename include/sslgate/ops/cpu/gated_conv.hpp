@@ -46,6 +46,9 @@ using detail::vf;
 using detail::vw;
 using detail::round_up;
 using detail::split_range;
+#if defined(__AVX512F__) || defined(__AVX2__)
+namespace blk = detail::blk;
+#endif
 
 inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
   alignas(64) float v[vw];
@@ -245,34 +248,6 @@ inline idx_fn pick_idx(int mr, int nv, bool half = false, bool stream = false) {
   return (stream ? ts : half ? th : t)[nv - 1][mr - 1];
 }
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-// vw x vw register blocks of vf: the primitives of pack_rows and transpose_down.
-namespace blk {
-using reg = vf::register_type;
-#if defined(__AVX512F__)
-inline void transpose(reg* r) { detail::transpose16(r); }
-inline __mmask16 lanes(int lo, int hi) { return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1)); }  // [lo, hi)
-inline vf load_first(const float* p, int n) { return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(lanes(0, n), p); }
-inline void store_lanes(float* p, int lo, int hi, reg v) { _mm512_mask_storeu_ps(p, lanes(lo, hi), v); }
-inline void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
-// The last s lanes of prev, then the first 16 - s of cur.
-inline reg realign(reg prev, reg cur, int s) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur);
-}
-#else
-inline void transpose(reg* r) { detail::transpose8(r); }
-inline __m256i lanes(int lo, int hi) { return _mm256_andnot_si256(detail::lane_mask8(lo), detail::lane_mask8(hi)); }
-inline vf load_first(const float* p, int n) { return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, detail::lane_mask8(n)); }
-inline void store_lanes(float* p, int lo, int hi, reg v) { _mm256_maskstore_ps(p, lanes(lo, hi), v); }
-inline void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
-inline reg realign(reg prev, reg cur, int s) {  // both rotated by s lanes, then lanes below s taken from prev
-  const __m256i idx = _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 - s)), _mm256_set1_epi32(7));
-  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, idx), _mm256_permutevar8x32_ps(prev, idx), _mm256_castsi256_ps(detail::lane_mask8(s)));
-}
-#endif
-}  // namespace blk
-#endif
 
 // panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
 // through their pointers: no gathered copy of them is written first. tmp: ld * kp floats (used without AVX-512
