@@ -258,14 +258,14 @@ inline idx_fn pick_idx(int mr, int nv, bool half = false, bool stream = false) {
   static constexpr auto ts = idx_table<false, true>(std::make_integer_sequence<int, detail::ukr_nv>{});
   return (stream ? ts : half ? th : t)[nv - 1][mr - 1];
 }
-// f(t0, mr) over the register blocks of rows [t_lo, t_hi) for nv column vectors. Narrow: as few blocks as
-// idx_mr allows, their sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1). Full width:
-// ukr_mr rows and a shorter last block (equal blocks, 9 tiles as 5 + 4, measured 5-15% slower than 6 + 3).
+// f(t0, mr) over the register blocks of `rows` rows for nv column vectors. Narrow: as few blocks as idx_mr
+// allows, their sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1). Full width: ukr_mr
+// rows and a shorter last block (equal blocks there, 25 tiles as 5 x 5 or 9 as 5 + 4, measured no faster).
 template <class F>
-inline void idx_row_blocks(int t_lo, int t_hi, int nv, F f) {
-  const int rows = t_hi - t_lo, nb = (rows + idx_mr(nv) - 1) / idx_mr(nv);
-  for (int b = 0, t0 = t_lo; b < nb; ++b) {
-    const int mr = idx_narrow(nv) ? rows / nb + (b < rows % nb) : std::min(idx_mr(nv), t_hi - t0);
+inline void idx_row_blocks(int rows, int nv, F f) {
+  const int nb = (rows + idx_mr(nv) - 1) / idx_mr(nv);
+  for (int b = 0, t0 = 0; b < nb; ++b) {
+    const int mr = idx_narrow(nv) ? rows / nb + (b < rows % nb) : std::min(idx_mr(nv), rows - t0);
     f(t0, mr);
     t0 += mr;
   }
@@ -815,7 +815,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
               const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
               const bool half = detail::has_half && nv * vw - (c - n0) >= vw / 2;  // lanes >= c are 0 or dropped
-              idx_row_blocks(0, tiles, nv, [&](int t0, int mr) {
+              idx_row_blocks(tiles, nv, [&](int t0, int mr) {
                 pick_idx(mr, nv, half)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
               });
             }
@@ -943,7 +943,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const float* a = V2 + xi * comp_xi + off[i];
           float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
           const int* idx = lists[std::size_t(i)].data();
-          idx_row_blocks(0, tiles, nv, [&](int t0, int mr) {
+          idx_row_blocks(tiles, nv, [&](int t0, int mr) {
             pick_idx(mr, nv, false, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
           });
         }
