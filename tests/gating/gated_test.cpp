@@ -155,6 +155,34 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
   set_num_threads(threads_before);
 }
 
+TEST_CASE("float eval: conv1's open channels split between its packed and its dot form", "[gating]") {
+  // Per-sample open counts around the vector width at 81 and 25 tiles per sample (the packed form): whole
+  // vectors, whole vectors and a short last one (its channels in dot form), a short one alone, one just too
+  // long for the dot form, none.
+  const int vw = int(ops::cpu::detail::vw), tmax = ops::cpu::gated::dot_tail_max, c = 3 * vw + 3;
+  const std::vector<int> counts{2 * vw, vw + 1, vw + tmax, vw + tmax + 1, tmax, 1, 3 * vw - 1, 0};
+  const auto n = std::int64_t(counts.size());
+  tensor<float> mask(shape{n, c});
+  for (std::int64_t i = 0; i < n; ++i)  // q -> (7q + 3i) mod c is one-to-one: exactly counts[i] open
+    for (int q = 0; q < c; ++q) mask[i * c + q] = (7 * q + 3 * int(i)) % c < counts[std::size_t(i)] ? 1.f : 0.f;
+  const int threads_before = num_threads();
+  for (int threads : {1, 2})
+    for (int hw : {34, 17}) {
+      set_num_threads(threads);
+      INFO("threads " << threads << " " << hw << "x" << hw << " channels " << c);
+      rng init(31);
+      gated_basic_block<float> block(c, c, 1, init);
+      for (auto* bn : {&block.bn1_g, &block.bn2_g}) {
+        rng r(32);
+        bn->running_mean = tensor<float>::uniform({c}, r, -0.2f, 0.2f);
+        bn->running_var = tensor<float>::uniform({c}, r, 0.5f, 1.5f);
+      }
+      const tensor<float> x = random({n, c, hw, hw}, 33).cast<float>();
+      CHECK(testing::nmse(gated_eval(block, x, mask, true), gated_eval(block, x, mask, false).cast<double>()) <= 1e-10);
+    }
+  set_num_threads(threads_before);
+}
+
 TEST_CASE("float eval: the kernel's prepared weights follow every change of the weights", "[gating]") {
   // The fused eval kernel keeps its weight layouts between calls; any change of conv1, conv2 or BN1 (folded
   // into conv1) must show in the next call, and a copied block must not use the original's copy.

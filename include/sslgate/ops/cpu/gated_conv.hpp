@@ -10,7 +10,8 @@
 //     out[row][col] = <a_row, b_col> with SIMD lanes over the reduction (input channels), rows = tiles,
 //     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
-//     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel; the direct
+//     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel, all but a last
+//     vector with few live lanes, whose channels take the dot form (dot_tail_max); the direct
 //     conv1 (stride 2, many output positions) packs them once per sample, all taps;
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
@@ -178,6 +179,11 @@ inline reg_block dot_block(long rows) {
   if (vw < 16) return {dot_r, dot_c};
   return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 5} : reg_block{4, 4};
 }
+// A sample's last vector of open channels with this many live lanes or fewer goes to the dot form in conv1's
+// packed path: the broadcast micro-kernel costs a whole vector whatever its live lanes, the dot form costs its
+// channels (measured, 36 points, 1 thread: 81 tiles x 64 channels, one vector 35 us, dot form 9 us for 1
+// channel, 13 for 5, 26 for 10, 35 for 12; 25 x 128: 19 us against 4, 9, 14 and 16).
+constexpr int dot_tail_max = vw * 5 / 8;
 using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int);
 template <int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
@@ -193,43 +199,34 @@ inline dot_fn pick_dot(int r, int c) {
 }
 
 // Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
-// H: the last vector's low half only, its high half stored as 0 (detail::ukernel's H). Stream: c (aligned rows)
-// written with detail::stream_store.
-template <int MR, int NV, bool H = false, bool Stream = false>
+// Stream: c (aligned rows) written with detail::stream_store.
+template <int MR, int NV, bool Stream = false>
 inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
                        const int* idx, int k) {
-  constexpr int NF = H ? NV - 1 : NV;
-  vf acc[MR][NF > 0 ? NF : 1];
-  detail::half_acc<H, MR> hacc;
+  vf acc[MR][NV];
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
+  for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
-    for (int v = 0; v < NF; ++v) acc[m][v] = vf(0.f);
-    hacc.init(m, nullptr);
-  }
+    for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
   for (int j = 0; j < k; ++j) {
     const float* bp = b + std::ptrdiff_t(idx[j]) * b_ld;
-    vf bv[NF > 0 ? NF : 1];
+    vf bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NF; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
-    const auto bh = hacc.load(bp + NF * vw);
+    for (int v = 0; v < NV; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       const vf av(a[m * a_rs + j]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NF; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
-      hacc.fma(m, av, bh);
+      for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
     }
   }
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
+  for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
-    for (int v = 0; v < NF; ++v) {
+    for (int v = 0; v < NV; ++v) {
       if constexpr (Stream) detail::stream_store(c + m * ldc + v * vw, acc[m][v]);
       else acc[m][v].store_unaligned(c + m * ldc + v * vw);
     }
-    hacc.store(m, c + m * ldc + NF * vw);
-  }
 }
 using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
 // Rows of its register block for nv column vectors: a sample's few open channels (nv up to half the full width)
@@ -238,25 +235,24 @@ using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, co
 inline constexpr int idx_mr_max = 12;
 constexpr bool idx_narrow(int nv) { return 2 * nv <= detail::ukr_nv; }
 constexpr int idx_mr(int nv) { return idx_narrow(nv) ? idx_mr_max : detail::ukr_mr; }
-template <bool H, bool S, int NV, int MR>
+template <bool S, int NV, int MR>
 constexpr idx_fn idx_entry() {
-  if constexpr (MR <= idx_mr(NV)) return &idx_kernel<MR, NV, H, S>;
+  if constexpr (MR <= idx_mr(NV)) return &idx_kernel<MR, NV, S>;
   else return nullptr;
 }
-template <bool H, bool S, int NV, int... M>
+template <bool S, int NV, int... M>
 constexpr std::array<idx_fn, sizeof...(M)> idx_row(std::integer_sequence<int, M...>) {
-  return {idx_entry<H, S, NV, M + 1>()...};
+  return {idx_entry<S, NV, M + 1>()...};
 }
-template <bool H, bool S, int... NV>
+template <bool S, int... NV>
 constexpr std::array<std::array<idx_fn, idx_mr_max>, sizeof...(NV)> idx_table(std::integer_sequence<int, NV...>) {
-  return {idx_row<H, S, NV + 1>(std::make_integer_sequence<int, idx_mr_max>{})...};
+  return {idx_row<S, NV + 1>(std::make_integer_sequence<int, idx_mr_max>{})...};
 }
-// mr <= idx_mr(nv); half and stream: not both.
-inline idx_fn pick_idx(int mr, int nv, bool half = false, bool stream = false) {
-  static constexpr auto t = idx_table<false, false>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  static constexpr auto th = idx_table<detail::has_half, false>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  static constexpr auto ts = idx_table<false, true>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  return (stream ? ts : half ? th : t)[nv - 1][mr - 1];
+// mr <= idx_mr(nv).
+inline idx_fn pick_idx(int mr, int nv, bool stream = false) {
+  static constexpr auto t = idx_table<false>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  static constexpr auto ts = idx_table<true>(std::make_integer_sequence<int, detail::ukr_nv>{});
+  return (stream ? ts : t)[nv - 1][mr - 1];
 }
 // f(t0, mr) over the register blocks of `rows` rows for nv column vectors. Narrow: as few blocks as idx_mr
 // allows, their sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1). Full width: ukr_mr
@@ -805,19 +801,32 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
             const float* ubase = U1 + xi * u1_xi;
             for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
-            pack_rows(panel, ld, open_rows.data(), c, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
             // The next xi's open rows go to L2 while these products run: the pack would otherwise wait on L3
             // for each of them (pointer-chased rows the hardware prefetcher does not follow).
             if (xi + 1 < q_hi / 2)
               for (int j = 0; j < c; ++j)
                 for (int l = 0; l < cinp; l += 64 / int(sizeof(float)))
                   __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
-            for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
-              const int nv = std::min(detail::ukr_nv, (ld - n0) / vw);
-              const bool half = detail::has_half && nv * vw - (c - n0) >= vw / 2;  // lanes >= c are 0 or dropped
+            // Whole vectors of channels in the packed form; a last vector with few live lanes (c % vw <=
+            // dot_tail_max) in the dot form instead, whose cost follows its channels and not its vector.
+            const int tail = c % vw <= dot_tail_max ? c % vw : 0, cp = c - tail, ldp = int(round_up(cp, vw));
+            if (cp > 0) pack_rows(panel, ldp, open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
+            for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
+              const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
               idx_row_blocks(tiles, nv, [&](int t0, int mr) {
-                pick_idx(mr, nv, half)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ld, iota.data(), ci);
+                pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ldp, iota.data(), ci);
               });
+            }
+            if (tail == 0) continue;
+            for (int t = 0; t < tiles; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
+            for (int j0 = cp; j0 < c; j0 += db.cols) {
+              const int cc = std::min(db.cols, c - j0);
+              for (int k = 0; k < cc; ++k) bp[k] = open_rows[std::size_t(j0 + k)];
+              for (int t0 = 0; t0 < tiles; t0 += db.rows) {
+                const int rr = std::min(db.rows, tiles - t0);
+                for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
+                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
+              }
             }
           }
       } else if (wino1) {
@@ -944,7 +953,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
           const int* idx = lists[std::size_t(i)].data();
           idx_row_blocks(tiles, nv, [&](int t0, int mr) {
-            pick_idx(mr, nv, false, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
+            pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
           });
         }
       }
