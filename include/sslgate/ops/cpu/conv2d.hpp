@@ -732,9 +732,20 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
     const int img = int(r / g.th), a = int(r % g.th);
     const int b = int(std::min<long>(g.th, a + (r1 - r)));
     const int prow0 = g.m * a, nprow = g.m * (b - a) + 2;
-    std::memset(dst, 0, sizeof(float) * rs * nprow);
     const float* src = in + std::size_t(img) * g.cin * g.h * g.w;
     const int c_lo = std::max(0, g.pw), c_hi = std::min(pc, g.w + g.pw);
+    // Zero only what the copies below leave: rows and columns outside the image, channels past cin.
+    for (int q = 0; q < nprow; ++q) {
+      float* row = dst + q * rs;
+      const int iy = prow0 + q - g.ph;
+      if (iy < 0 || iy >= g.h || c_hi <= c_lo) {
+        std::memset(row, 0, sizeof(float) * rs);
+        continue;
+      }
+      std::memset(row, 0, sizeof(float) * c_lo * g.cinp);
+      std::memset(row + std::ptrdiff_t(c_hi) * g.cinp, 0, sizeof(float) * (pc - c_hi) * g.cinp);
+      for (int c = c_lo; c < c_hi && g.cin < g.cinp; ++c) std::memset(row + std::ptrdiff_t(c) * g.cinp + g.cin, 0, sizeof(float) * (g.cinp - g.cin));
+    }
     // 16 channels at a time down all rows: 16 input streams, which the hardware prefetcher follows (all
     // channels per row would be cin streams at once).
     for (int k0 = 0; k0 < g.cin; k0 += 16)
