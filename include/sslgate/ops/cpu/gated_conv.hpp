@@ -807,8 +807,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
               for (int j = 0; j < c; ++j)
                 for (int l = 0; l < cinp; l += 64 / int(sizeof(float)))
                   __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
-            // Whole vectors of channels in the packed form; a last vector with few live lanes (c % vw <=
-            // dot_tail_max) in the dot form instead, whose cost follows its channels and not its vector.
+            // Whole vectors of channels in the packed form, a short last one (dot_tail_max) in the dot form.
             const int tail = c % vw <= dot_tail_max ? c % vw : 0, cp = c - tail, ldp = int(round_up(cp, vw));
             if (cp > 0) pack_rows(panel, ldp, open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
             for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
