@@ -784,6 +784,23 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
       }
     };
+    // conv1's dot form for a sample's open channels [j_lo, j_hi) at one transform point: m1, its rows (ld floats per
+    // tile); vbase, its transformed input rows; ubase, the point's weights. a_bytes of a_next come into L2
+    // meanwhile, a share per column block.
+    const auto dot_products = [&](float* m1, int ld, const float* vbase, const float* ubase, const std::vector<int>& A, int j_lo,
+                                  int j_hi, const float* a_next, std::size_t a_bytes) {
+      const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
+      for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
+        const int cc = std::min(db.cols, j_hi - j0);
+        for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
+        prefetch_share(a_next, a_bytes, b, blocks);
+        for (int t0 = 0; t0 < tiles; t0 += db.rows) {
+          const int rr = std::min(db.rows, tiles - t0);
+          for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
+          pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
+        }
+      }
+    };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
     //     the packed form takes both halves of an item's xi at once ---
     const auto conv1_products = [&](int i0, int i1, int q_lo, int q_hi) {
@@ -818,15 +835,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             }
             if (tail == 0) continue;
             for (int t = 0; t < tiles; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
-            for (int j0 = cp; j0 < c; j0 += db.cols) {
-              const int cc = std::min(db.cols, c - j0);
-              for (int k = 0; k < cc; ++k) bp[k] = open_rows[std::size_t(j0 + k)];
-              for (int t0 = 0; t0 < tiles; t0 += db.rows) {
-                const int rr = std::min(db.rows, tiles - t0);
-                for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
-                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
-              }
-            }
+            dot_products(m1, ld, vbase, ubase, A, cp, c, nullptr, 0);
           }
       } else if (wino1) {
         for (int q = q_lo; q < q_hi; ++q)
@@ -843,17 +852,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             // (they come from memory: the whole batch's V1 is far larger than L2).
             const float* a_next = vbase + std::ptrdiff_t(tiles) * vld1;
             const std::size_t a_bytes = i + 1 < i1 ? sizeof(float) * tiles * vld1 : 0;
-            const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
-            for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
-              const int cc = std::min(db.cols, j_hi - j0);
-              for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
-              prefetch_share(a_next, a_bytes, b, blocks);
-              for (int t0 = 0; t0 < tiles; t0 += db.rows) {
-                const int rr = std::min(db.rows, tiles - t0);
-                for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
-                pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
-              }
-            }
+            dot_products(m1, ld, vbase, ubase, A, j_lo, j_hi, a_next, a_bytes);
           }
       }
     };
