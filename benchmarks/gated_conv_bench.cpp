@@ -4,7 +4,8 @@
 // Counters: GFLOP/s = 2 x executed MACs / time (the MACs the kernels report, FLOPs-model convention: direct
 // convolution MACs of what runs, gates included); mac_ratio = executed / dense-block MACs.
 // Block args: shape index (0..6), density x 100 (-1: the dense path), training (0: eval forward, no tape;
-// 1: training forward + backward with the tape). Results and how they were taken: docs/benchmarks.md.
+// 1: training forward + backward with the tape). The *_pair benchmarks run the dense and the gated eval forward
+// back to back in every iteration and report their ratio. Results and how they were taken: docs/benchmarks.md.
 #include <sslgate/core/parallel.hpp>
 #include <sslgate/models/resnet.hpp>
 
@@ -12,9 +13,11 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -43,17 +46,54 @@ void perturb(BN& bn, rng& r) {
   }
 }
 
+// A block of shape index sh with perturbed BNs, its input, and a random mask of density d.
+struct block_case {
+  gated_basic_block<float> block;
+  tensor<float> x, mask;
+};
+block_case make_block_case(int sh, double d) {
+  const block_shape s = shapes[sh];
+  rng init(1);
+  block_case c{gated_basic_block<float>(s.c_in, s.c_out, s.stride, init), {}, {}};
+  rng r(2);
+  for (auto* bn : {&c.block.bn1_d, &c.block.bn2_d, &c.block.bn1_g, &c.block.bn2_g}) perturb(*bn, r);
+  c.x = tensor<float>::normal({batch, s.c_in, s.hw, s.hw}, r);
+  c.mask = random_mask(batch, s.c_out, d, 3);
+  return c;
+}
+
+template <class F>
+double seconds(F f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Dense and gated back to back in every iteration, the order alternating, so that both meet the same load of a
+// shared machine. run(route) returns its seconds. Iteration time: the pair's; counter ratio: the median over the
+// iterations of gated / dense time.
+template <class Run>
+void run_pairs(benchmark::State& state, Run run) {
+  run(path::dense);  // warm the scratch buffers and the gated path's prepared weights
+  run(path::gated);
+  std::vector<double> ratios;
+  bool gated_first = false;
+  for (auto _ : state) {
+    const double first = run(gated_first ? path::gated : path::dense), second = run(gated_first ? path::dense : path::gated);
+    ratios.push_back(gated_first ? first / second : second / first);
+    state.SetIterationTime(first + second);
+    gated_first = !gated_first;
+  }
+  const auto mid = ratios.begin() + std::ptrdiff_t(ratios.size() / 2);
+  std::nth_element(ratios.begin(), mid, ratios.end());
+  state.counters["ratio"] = *mid;
+}
+
 void bm_block(benchmark::State& state) {
   set_num_threads(2);
-  const block_shape s = shapes[state.range(0)];
-  const double d = state.range(1) / 100.0;
+  const int sh = int(state.range(0));
   const bool dense = state.range(1) < 0, training = state.range(2) != 0;
-  rng init(1);
-  gated_basic_block<float> block(s.c_in, s.c_out, s.stride, init);
-  rng r(2);
-  for (auto* bn : {&block.bn1_d, &block.bn2_d, &block.bn1_g, &block.bn2_g}) perturb(*bn, r);
-  const auto x = tensor<float>::normal({batch, s.c_in, s.hw, s.hw}, r);
-  const tensor<float> mask = random_mask(batch, s.c_out, dense ? 1.0 : d, 3);
+  block_case c = make_block_case(sh, dense ? 1.0 : state.range(1) / 100.0);
   rng noise(4);
   std::int64_t macs = 0;
   auto run = [&] {
@@ -61,15 +101,16 @@ void bm_block(benchmark::State& state) {
     st.training = training;
     st.route = dense ? path::dense : path::gated;
     st.noise = &noise;
-    if (!dense) st.forced_masks.push_back(mask);
+    if (!dense) st.forced_masks.push_back(c.mask);
     tape<float> tp(training ? grad_mode::on : grad_mode::off);
-    const tensor<float> y = block.forward(tp, x, st);
+    const tensor<float> y = c.block.forward(tp, c.x, st);
     if (training) tp.backward(y, tensor<float>::full(y.dims(), 1e-3f));
     benchmark::DoNotOptimize(y.data());
     macs = st.executed_macs;
   };
   run();  // warm the scratch buffers
   for (auto _ : state) run();
+  const block_shape s = shapes[sh];
   const int o = (s.hw + 2 - 3) / s.stride + 1;
   const double dense_macs = double(batch) * 9.0 * o * o * s.c_out * (s.c_in + s.c_out) +
                             (s.stride != 1 || s.c_in != s.c_out ? double(batch) * o * o * s.c_out * s.c_in : 0.0);
@@ -78,11 +119,22 @@ void bm_block(benchmark::State& state) {
   state.counters["mac_ratio"] = double(macs) / dense_macs;
 }
 
-// Whole ResNet-18 (width 1, CIFAR stem, 32x32), eval forward. Args: batch, gated (0/1).
-void bm_resnet18(benchmark::State& state) {
+// The eval block, dense and gated side by side. Args: shape index, density x 100.
+void bm_block_pair(benchmark::State& state) {
   set_num_threads(2);
-  const int n = int(state.range(0));
-  const bool gated = state.range(1) != 0;
+  block_case c = make_block_case(int(state.range(0)), state.range(1) / 100.0);
+  run_pairs(state, [&](path route) {
+    forward_state<float> st;
+    st.training = false;
+    st.route = route;
+    if (route == path::gated) st.forced_masks.push_back(c.mask);
+    tape<float> none(grad_mode::off);
+    return seconds([&] { benchmark::DoNotOptimize(c.block.forward(none, c.x, st).data()); });
+  });
+}
+
+// Whole ResNet-18 (width 1, CIFAR stem, 32x32) with perturbed BNs, and random masks of density 0.5 for a batch of n.
+resnet<float>& resnet18() {
   static std::unique_ptr<resnet<float>> net;
   if (!net) {
     rng init(5);
@@ -91,11 +143,24 @@ void bm_resnet18(benchmark::State& state) {
     for (auto& b : net->blocks)
       for (auto* bn : {&b.bn1_d, &b.bn2_d, &b.bn1_g, &b.bn2_g}) perturb(*bn, r);
   }
-  rng data(7);
-  const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
+  return *net;
+}
+std::vector<tensor<float>> half_masks(std::int64_t n) {
   std::vector<tensor<float>> masks;
   std::uint64_t seed = 100;
-  for (auto& b : net->blocks) masks.push_back(random_mask(n, b.c_out(), 0.5, seed++));
+  for (auto& b : resnet18().blocks) masks.push_back(random_mask(n, b.c_out(), 0.5, seed++));
+  return masks;
+}
+
+// Eval forward. Args: batch, gated (0/1).
+void bm_resnet18(benchmark::State& state) {
+  set_num_threads(2);
+  const int n = int(state.range(0));
+  const bool gated = state.range(1) != 0;
+  resnet<float>& net = resnet18();
+  rng data(7);
+  const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
+  const std::vector<tensor<float>> masks = half_masks(n);
   std::int64_t macs = 0;
   auto run = [&] {
     forward_state<float> st;
@@ -103,16 +168,34 @@ void bm_resnet18(benchmark::State& state) {
     st.route = gated ? path::gated : path::dense;
     if (gated) st.forced_masks = masks;
     tape<float> none(grad_mode::off);
-    const tensor<float> y = net->forward(none, x, st);
+    const tensor<float> y = net.forward(none, x, st);
     benchmark::DoNotOptimize(y.data());
     macs = st.executed_macs;
   };
   run();
   for (auto _ : state) run();
-  const auto flops = net->flops(32, 32);
+  const auto flops = net.flops(32, 32);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(macs) * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["mac_ratio"] = double(macs) / (double(flops.dense_macs) * n);
   state.counters["rho"] = gated ? flops.rho_value(masks) : 1.0;
+}
+
+// The eval forward, dense and gated side by side. Args: batch.
+void bm_resnet18_pair(benchmark::State& state) {
+  set_num_threads(2);
+  const int n = int(state.range(0));
+  resnet<float>& net = resnet18();
+  rng data(7);
+  const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
+  const std::vector<tensor<float>> masks = half_masks(n);
+  run_pairs(state, [&](path route) {
+    forward_state<float> st;
+    st.training = false;
+    st.route = route;
+    if (route == path::gated) st.forced_masks = masks;
+    tape<float> none(grad_mode::off);
+    return seconds([&] { benchmark::DoNotOptimize(net.forward(none, x, st).data()); });
+  });
 }
 
 // With --benchmark_repetitions: the fastest repetition, the least disturbed by other load on a shared machine.
@@ -127,7 +210,9 @@ void block_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(bm_block)->Apply(block_args);
+BENCHMARK(bm_block_pair)->ArgNames({"shape", "density_pct"})->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {75, 50, 25}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_resnet18)->ArgNames({"batch", "gated"})->Args({64, 0})->Args({64, 1})->Args({1, 0})->Args({1, 1})->UseRealTime()->Unit(benchmark::kMillisecond)->ComputeStatistics("min", fastest);
+BENCHMARK(bm_resnet18_pair)->ArgNames({"batch"})->Arg(64)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 const int context = [] {
   benchmark::AddCustomContext("simd", std::string(xsimd::default_arch::name()) + " (" + std::to_string(xsimd::batch<float>::size) +
