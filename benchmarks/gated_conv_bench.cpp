@@ -62,6 +62,15 @@ block_case make_block_case(int sh, double d) {
   return c;
 }
 
+// An eval forward's state on route; the gated path takes the given masks.
+forward_state<float> eval_state(path route, const std::vector<tensor<float>>& masks) {
+  forward_state<float> st;
+  st.training = false;
+  st.route = route;
+  if (route == path::gated) st.forced_masks = masks;
+  return st;
+}
+
 template <class F>
 double seconds(F f) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -123,11 +132,9 @@ void bm_block(benchmark::State& state) {
 void bm_block_pair(benchmark::State& state) {
   set_num_threads(2);
   block_case c = make_block_case(int(state.range(0)), state.range(1) / 100.0);
+  const std::vector<tensor<float>> masks{c.mask};
   run_pairs(state, [&](path route) {
-    forward_state<float> st;
-    st.training = false;
-    st.route = route;
-    if (route == path::gated) st.forced_masks.push_back(c.mask);
+    forward_state<float> st = eval_state(route, masks);
     tape<float> none(grad_mode::off);
     return seconds([&] { benchmark::DoNotOptimize(c.block.forward(none, c.x, st).data()); });
   });
@@ -163,10 +170,7 @@ void bm_resnet18(benchmark::State& state) {
   const std::vector<tensor<float>> masks = half_masks(n);
   std::int64_t macs = 0;
   auto run = [&] {
-    forward_state<float> st;
-    st.training = false;
-    st.route = gated ? path::gated : path::dense;
-    if (gated) st.forced_masks = masks;
+    forward_state<float> st = eval_state(gated ? path::gated : path::dense, masks);
     tape<float> none(grad_mode::off);
     const tensor<float> y = net.forward(none, x, st);
     benchmark::DoNotOptimize(y.data());
@@ -189,10 +193,7 @@ void bm_resnet18_pair(benchmark::State& state) {
   const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
   const std::vector<tensor<float>> masks = half_masks(n);
   run_pairs(state, [&](path route) {
-    forward_state<float> st;
-    st.training = false;
-    st.route = route;
-    if (route == path::gated) st.forced_masks = masks;
+    forward_state<float> st = eval_state(route, masks);
     tape<float> none(grad_mode::off);
     return seconds([&] { benchmark::DoNotOptimize(net.forward(none, x, st).data()); });
   });
