@@ -78,11 +78,16 @@ double seconds(F f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Dense and gated back to back in every iteration, the order alternating, so that both meet the same load of a
-// shared machine. run(route) returns its seconds. Iteration time: the pair's; counter ratio: the median over the
-// iterations of gated / dense time.
-template <class Run>
-void run_pairs(benchmark::State& state, Run run) {
+// Dense and gated eval forwards back to back in every iteration, the order alternating, so that both meet the
+// same load of a shared machine: forward(tape, state) runs one (the gated one with masks). Iteration time: the
+// pair's; counter ratio: the median over the iterations of gated / dense time.
+template <class Forward>
+void run_pairs(benchmark::State& state, const std::vector<tensor<float>>& masks, Forward forward) {
+  const auto run = [&](path route) {
+    forward_state<float> st = eval_state(route, masks);
+    tape<float> none(grad_mode::off);
+    return seconds([&] { benchmark::DoNotOptimize(forward(none, st).data()); });
+  };
   run(path::dense);  // warm the scratch buffers and the gated path's prepared weights
   run(path::gated);
   std::vector<double> ratios;
@@ -132,12 +137,7 @@ void bm_block(benchmark::State& state) {
 void bm_block_pair(benchmark::State& state) {
   set_num_threads(2);
   block_case c = make_block_case(int(state.range(0)), state.range(1) / 100.0);
-  const std::vector<tensor<float>> masks{c.mask};
-  run_pairs(state, [&](path route) {
-    forward_state<float> st = eval_state(route, masks);
-    tape<float> none(grad_mode::off);
-    return seconds([&] { benchmark::DoNotOptimize(c.block.forward(none, c.x, st).data()); });
-  });
+  run_pairs(state, {c.mask}, [&](tape<float>& tp, forward_state<float>& st) { return c.block.forward(tp, c.x, st); });
 }
 
 // Whole ResNet-18 (width 1, CIFAR stem, 32x32) with perturbed BNs, and random masks of density 0.5 for a batch of n.
@@ -191,12 +191,7 @@ void bm_resnet18_pair(benchmark::State& state) {
   resnet<float>& net = resnet18();
   rng data(7);
   const auto x = tensor<float>::normal({n, 3, 32, 32}, data);
-  const std::vector<tensor<float>> masks = half_masks(n);
-  run_pairs(state, [&](path route) {
-    forward_state<float> st = eval_state(route, masks);
-    tape<float> none(grad_mode::off);
-    return seconds([&] { benchmark::DoNotOptimize(net.forward(none, x, st).data()); });
-  });
+  run_pairs(state, half_masks(n), [&](tape<float>& tp, forward_state<float>& st) { return net.forward(tp, x, st); });
 }
 
 // With --benchmark_repetitions: the fastest repetition, the least disturbed by other load on a shared machine.
