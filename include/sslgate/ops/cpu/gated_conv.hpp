@@ -11,8 +11,9 @@
 //     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
 //     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel, all but a last
-//     vector with few live lanes, whose channels take the dot form (dot_tail_max); the direct
-//     conv1 (stride 2, many output positions) packs them once per sample, all taps;
+//     vector with few live lanes, whose channels take the dot form (dot_tail_max); the direct conv1
+//     (stride 2) takes the dot form too where a sample has few output positions, its 9 taps in each dot
+//     product, and with many packs them once per sample, all taps;
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
 //     input channel A_n[j], panel-packed) taken by index, lanes over all output channels; BN2, the shortcut
@@ -107,27 +108,37 @@ inline void in_register([[maybe_unused]] vf& v) {
 #endif
 }
 
-// Dot form. Naive loop: for r < R, c < C:  out[r*ors + c] = sum_{k < kv*vw} a[r][k] * b[c][k]
+// Dot form. Naive loop, over the segments t < taps (one per kernel tap in the direct conv, one in Winograd):
+//   for r < R, c < C:  out[r*ors + c] = sum_t sum_{k < kv*vw} a[r][a_tap[t] + k] * b[c][t*b_tap + k]
 template <int R, int C>
-inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, const float* const* b, int kv) {
+inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, const float* const* b, int kv, int taps,
+                       const std::ptrdiff_t* a_tap, std::ptrdiff_t b_tap) {
   vf acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = vf(0.f);
-  for (int kk = 0; kk < kv; ++kk) {
-    vf av[R];
+  for (int t = 0; t < taps; ++t) {
+    const float* at[R];
+    const float* bt[C];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      av[r] = vf::load_unaligned(a[r] + kk * vw);
-      in_register(av[r]);
-    }
+    for (int r = 0; r < R; ++r) at[r] = a[r] + a_tap[t];
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) {
-      vf bv = vf::load_unaligned(b[c] + kk * vw);
-      in_register(bv);
+    for (int c = 0; c < C; ++c) bt[c] = b[c] + t * b_tap;
+    for (int kk = 0; kk < kv; ++kk) {
+      vf av[R];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][c] = xsimd::fma(av[r], bv, acc[r][c]);
+      for (int r = 0; r < R; ++r) {
+        av[r] = vf::load_unaligned(at[r] + kk * vw);
+        in_register(av[r]);
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        vf bv = vf::load_unaligned(bt[c] + kk * vw);
+        in_register(bv);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[r][c] = xsimd::fma(av[r], bv, acc[r][c]);
+      }
     }
   }
 #if defined(__AVX512F__)
@@ -179,12 +190,21 @@ inline reg_block dot_block(long rows) {
   if (vw < 16) return {dot_r, dot_c};
   return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 5} : reg_block{4, 4};
 }
+// The direct conv1 (stride 2) of a sample with fewer output positions than this runs in dot form, 9 taps per dot
+// product, its weights taken by pointer from the open rows: the packed form gathers and transposes all of them
+// (c x 9 x cinp floats) per sample for only that many rows of products. Measured, in-process pairs, 2 threads, batch
+// 64, dot / packed time: 256->512 s2 (25 positions) 0.80 / 0.77 / 0.76 at densities 0.25 / 0.5 / 0.75, 128->256 s2
+// (81) 0.99 / 0.98 / 0.95, 64->128 s2 (289) 1.03-1.04. A 4 x 4 block (3 x 4 with AVX2): its 4 weight rows, 9 x cinp
+// each, stay in L1 while the row blocks pass (3 x 5: 1.01-1.02 of its time).
+constexpr int direct_dot_positions = 128;
+inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
 // A sample's last vector of open channels with this many live lanes or fewer goes to the dot form in conv1's
 // packed path: the broadcast micro-kernel costs a whole vector whatever its live lanes, the dot form costs its
 // channels (measured, 36 points, 1 thread: 81 tiles x 64 channels, one vector 35 us, dot form 9 us for 1
 // channel, 13 for 5, 26 for 10, 35 for 12; 25 x 128: 19 us against 4, 9, 14 and 16).
 constexpr int dot_tail_max = vw * 5 / 8;
-using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int);
+using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int, int, const std::ptrdiff_t*, std::ptrdiff_t);
+inline constexpr std::ptrdiff_t one_segment[1] = {0};
 template <int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
   return {&dot_kernel<R, C + 1>...};
@@ -729,11 +749,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* rows = gscratch(g_part).get<float>(2 * std::size_t(coutp) * cinp);
     float* panel = rows + std::size_t(coutp) * cinp;
     std::vector<const float*> open_rows(static_cast<std::size_t>(coutp));
-    // The direct conv1 (stride 2): a sample's open rows of W1p in column panels (9 cinp rows each), the
-    // panels' pack scratch, and the taps' input offsets.
+    // The direct conv1 (stride 2): the taps' input offsets; with many output positions, a sample's open rows of
+    // W1p in column panels (9 cinp rows each) and the panels' pack scratch.
     const std::ptrdiff_t kt1 = 9 * std::ptrdiff_t(cinp);
-    float* dpanel = wino1 ? nullptr : gscratch(g_dpanel).get<float>(std::size_t(kt1) * (coutp + detail::panel_w));
-    float* dtmp = wino1 ? nullptr : dpanel + kt1 * coutp;
+    const bool packed_direct = !wino1 && plane >= direct_dot_positions;
+    float* dpanel = packed_direct ? gscratch(g_dpanel).get<float>(std::size_t(kt1) * (coutp + detail::panel_w)) : nullptr;
+    float* dtmp = packed_direct ? dpanel + kt1 * coutp : nullptr;
     std::vector<std::ptrdiff_t> aoff(9);
     for (int t = 0; t < 9; ++t) aoff[t] = dg.tap_offset(t);
     std::vector<detail::useg> dsegs(9);
@@ -797,7 +818,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int t0 = 0; t0 < tiles; t0 += db.rows) {
           const int rr = std::min(db.rows, tiles - t0);
           for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
-          pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw);
+          pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 1, one_segment, 0);
         }
       }
     };
@@ -899,10 +920,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
+        } else if (!packed_direct) {
+          // Few output positions: dot form, 9 taps per dot product, straight from the open rows of W1p (the
+          // columns of hbuf from c on are left as they are: put_row drops them).
+          for (int j0 = 0; j0 < c; j0 += direct_db.cols) {
+            const int cc = std::min(direct_db.cols, c - j0);
+            for (int k = 0; k < cc; ++k) bp[k] = W1p + std::ptrdiff_t(A[std::size_t(j0 + k)]) * kt1;
+            for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += direct_db.rows) {
+              const int rr = int(std::min<std::ptrdiff_t>(direct_db.rows, plane - q0));
+              for (int r = 0; r < rr; ++r) ap[r] = x1buf + pos_off[std::size_t(q0 + r)];
+              pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 9, aoff.data(), cinp);
+            }
+          }
         } else {
-          // Many output positions per sample (289, 81, 25 on the CIFAR stride-2 blocks): the open rows of W1p,
-          // packed once per sample into column panels, serve every position through the broadcast micro-kernel
-          // (measured 5-15% faster per block than the dot form, which reduces every register block's sums).
+          // Many output positions: the open rows of W1p, packed once per sample into column panels, serve every
+          // position through the broadcast micro-kernel.
           for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = W1p + std::ptrdiff_t(A[std::size_t(j)]) * kt1;
           for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
             const int w = std::min(detail::panel_w, ld - n0);
@@ -911,6 +943,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const float* a1 = x1buf;
           float* h1 = hbuf;
           detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
+        }
+        if (!wino1) {
           const bool prefetch_next = whole_batch && i + 1 < i1;  // the next sample's x into L2, as in conv1_input
           for (int y = 0; y < oh; ++y) {
             if (prefetch_next) prefetch_x(i + 1, y, oh);
