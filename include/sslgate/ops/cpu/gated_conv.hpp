@@ -921,31 +921,31 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
-        } else if (!packed_direct) {
-          // Few output positions: dot form, 9 taps per dot product, straight from the open rows of W1p (the
-          // columns of hbuf from c on are left as they are: put_row drops them).
-          for (int j0 = 0; j0 < c; j0 += direct_db.cols) {
-            const int cc = std::min(direct_db.cols, c - j0);
-            for (int k = 0; k < cc; ++k) bp[k] = W1p + std::ptrdiff_t(A[std::size_t(j0 + k)]) * kt1;
-            for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += direct_db.rows) {
-              const int rr = int(std::min<std::ptrdiff_t>(direct_db.rows, plane - q0));
-              for (int r = 0; r < rr; ++r) ap[r] = x1buf + pos_off[std::size_t(q0 + r)];
-              pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 9, aoff.data(), cinp);
-            }
-          }
         } else {
-          // Many output positions: the open rows of W1p, packed once per sample into column panels, serve every
-          // position through the broadcast micro-kernel.
-          for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = W1p + std::ptrdiff_t(A[std::size_t(j)]) * kt1;
-          for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
-            const int w = std::min(detail::panel_w, ld - n0);
-            pack_rows(dpanel + std::ptrdiff_t(n0) * kt1, w, open_rows.data() + n0, std::clamp(c - n0, 0, w), int(kt1), dtmp);
+          if (!packed_direct) {
+            // Few output positions: dot form, 9 taps per dot product, straight from the open rows of W1p (the
+            // columns of hbuf from c on are left as they are: put_row drops them).
+            for (int j0 = 0; j0 < c; j0 += direct_db.cols) {
+              const int cc = std::min(direct_db.cols, c - j0);
+              for (int k = 0; k < cc; ++k) bp[k] = W1p + std::ptrdiff_t(A[std::size_t(j0 + k)]) * kt1;
+              for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += direct_db.rows) {
+                const int rr = int(std::min<std::ptrdiff_t>(direct_db.rows, plane - q0));
+                for (int r = 0; r < rr; ++r) ap[r] = x1buf + pos_off[std::size_t(q0 + r)];
+                pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 9, aoff.data(), cinp);
+              }
+            }
+          } else {
+            // Many output positions: the open rows of W1p, packed once per sample into column panels, serve every
+            // position through the broadcast micro-kernel.
+            for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = W1p + std::ptrdiff_t(A[std::size_t(j)]) * kt1;
+            for (int n0 = 0; n0 < ld; n0 += detail::panel_w) {
+              const int w = std::min(detail::panel_w, ld - n0);
+              pack_rows(dpanel + std::ptrdiff_t(n0) * kt1, w, open_rows.data() + n0, std::clamp(c - n0, 0, w), int(kt1), dtmp);
+            }
+            const float* a1 = x1buf;
+            float* h1 = hbuf;
+            detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
           }
-          const float* a1 = x1buf;
-          float* h1 = hbuf;
-          detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
-        }
-        if (!wino1) {
           const bool prefetch_next = whole_batch && i + 1 < i1;  // the next sample's x into L2, as in conv1_input
           for (int y = 0; y < oh; ++y) {
             if (prefetch_next) prefetch_x(i + 1, y, oh);
