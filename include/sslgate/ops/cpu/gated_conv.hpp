@@ -195,8 +195,9 @@ inline reg_block dot_block(long rows) {
 // (c x 9 x cinp floats) per sample for only that many rows of products. Measured, in-process pairs, 2 threads, batch
 // 64, dot / packed time: 256->512 s2 (25 positions) 0.80 / 0.77 / 0.76 at densities 0.25 / 0.5 / 0.75, 128->256 s2
 // (81) 0.99 / 0.98 / 0.95, 64->128 s2 (289) 1.03-1.04, on a Xeon core (2 MB L2) whose gather from W1p beyond L2
-// ran at ~10 GB/s; an earlier dot form had measured 5-15% slower on all three on a Zen 5 core. A 4 x 4 block (3 x 4
-// with AVX2): its 4 weight rows, 9 x cinp each, stay in L1 while the row blocks pass (3 x 5: 1.01-1.02 of its time).
+// ran at ~10 GB/s; on a Zen 5 machine 256->512 s2 0.99-1.06 and 128->256 s2 0.94-0.97 while its host was quiet, but
+// 1.06-1.18 in a stretch when the dense blocks ran ~1.9x slower. A 4 x 4 block (3 x 4 with AVX2): its 4 weight
+// rows, 9 x cinp each, stay in L1 while the row blocks pass (3 x 5: 1.01-1.02 of its time).
 constexpr int direct_dot_positions = 128;
 inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
 // A sample's last vector of open channels with this many live lanes or fewer goes to the dot form in conv1's
