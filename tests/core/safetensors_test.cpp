@@ -3,6 +3,7 @@
 #include <sslgate/core/io/safetensors.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <bit>
@@ -54,6 +55,9 @@ bytes_t framed(std::string_view header, std::size_t data_len) {
 std::string entry(std::string_view name, std::string_view dt, std::string_view shape, std::string_view offsets) {
   return fmt::format(R"("{}":{{"dtype":"{}","shape":{},"data_offsets":{}}})", name, dt, shape, offsets);
 }
+
+// A header object of these members: {m1,m2,...}.
+std::string object(std::initializer_list<std::string> members) { return fmt::format("{{{}}}", fmt::join(members, ",")); }
 
 // The io_error message parse() gives for `b`; fails the test when parse succeeds or throws
 // anything else.
@@ -269,8 +273,12 @@ TEST_CASE("safetensors: F16 and BF16 convert exactly", "[io]") {
   const std::uint16_t half[] = {0x3C00, 0xC000, 0x7BFF, 0x0001, 0x8000, 0x7C00, 0x3555};
   const std::uint16_t bf[] = {0x3F80, 0xC040, 0x0000, 0xFF80};
   bytes_t hb, bb;
-  for (auto h : half) hb.insert(hb.end(), {std::byte(h & 0xFF), std::byte(h >> 8)});
-  for (auto h : bf) bb.insert(bb.end(), {std::byte(h & 0xFF), std::byte(h >> 8)});
+  const auto put = [](bytes_t& out, std::uint16_t v) {  // little-endian
+    out.push_back(std::byte(v & 0xFF));
+    out.push_back(std::byte(v >> 8));
+  };
+  for (auto h : half) put(hb, h);
+  for (auto h : bf) put(bb, h);
   safetensors_writer w;
   w.add("h", dtype::F16, {7}, hb);
   w.add("b", dtype::BF16, {2, 2}, bb);
@@ -382,14 +390,14 @@ TEST_CASE("safetensors reject: invalid JSON", "[io]") {
 
 TEST_CASE("safetensors reject: nesting deeper than 3 levels", "[io]") {
   REQUIRE_REJECTED(framed(R"({"a":{"b":{"c":{}}}})", 0), "nests deeper than 3 levels");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[[1]]", "[0,4]") + "}", 4), "nests deeper than 3 levels");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[[1]]", "[0,4]")}), 4), "nests deeper than 3 levels");
   // Deep input is stopped at the fourth level, not parsed recursively.
   REQUIRE_REJECTED(framed("{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}", 0),
                    "nests deeper than 3 levels");
 }
 
 TEST_CASE("safetensors reject: duplicate tensor names and keys", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[1]", "[0,4]") + "," + entry("a", "F32", "[1]", "[4,8]") + "}", 8),
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[1]", "[0,4]"), entry("a", "F32", "[1]", "[4,8]")}), 8),
                    "duplicate tensor name \"a\"");
   REQUIRE_REJECTED(framed(R"({"a":{"dtype":"F32","dtype":"F64","shape":[],"data_offsets":[0,4]}})", 4),
                    "duplicate key \"dtype\"");
@@ -397,90 +405,89 @@ TEST_CASE("safetensors reject: duplicate tensor names and keys", "[io]") {
 }
 
 TEST_CASE("safetensors reject: unknown dtype", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "F8_E4M3", "[1]", "[0,1]") + "}", 1), "unknown dtype \"F8_E4M3\"");
-  REQUIRE_REJECTED(framed("{" + entry("a", "f32", "[1]", "[0,4]") + "}", 4), "unknown dtype \"f32\"");
+  REQUIRE_REJECTED(framed(object({entry("a", "F8_E4M3", "[1]", "[0,1]")}), 1), "unknown dtype \"F8_E4M3\"");
+  REQUIRE_REJECTED(framed(object({entry("a", "f32", "[1]", "[0,4]")}), 4), "unknown dtype \"f32\"");
   REQUIRE_REJECTED(framed(R"({"a":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})", 4), "dtype is not a string");
 }
 
 TEST_CASE("safetensors reject: non-integer, negative or float shape entries", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[\"1\"]", "[0,4]") + "}", 4), "not a non-negative integer");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[-1]", "[0,4]") + "}", 4), "negative entry -1");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[1.0]", "[0,4]") + "}", 4), "not a non-negative integer");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[1e0]", "[0,4]") + "}", 4), "not a non-negative integer");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[null]", "[0,4]") + "}", 4), "not a non-negative integer");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[9223372036854775808]", "[0,4]") + "}", 4), "too large");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "7", "[0,4]") + "}", 4), "shape is not an array");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[\"1\"]", "[0,4]")}), 4), "not a non-negative integer");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[-1]", "[0,4]")}), 4), "negative entry -1");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[1.0]", "[0,4]")}), 4), "not a non-negative integer");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[1e0]", "[0,4]")}), 4), "not a non-negative integer");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[null]", "[0,4]")}), 4), "not a non-negative integer");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[9223372036854775808]", "[0,4]")}), 4), "too large");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "7", "[0,4]")}), 4), "shape is not an array");
 }
 
 TEST_CASE("safetensors reject: shape product overflow", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[4294967296,4294967296]", "[0,0]") + "}", 0), "overflows");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[4294967296,4294967296]", "[0,0]")}), 0), "overflows");
   // Fits as an element count, overflows once multiplied by the element size.
-  REQUIRE_REJECTED(framed("{" + entry("a", "F64", "[2305843009213693952]", "[0,0]") + "}", 0), "overflows");
+  REQUIRE_REJECTED(framed(object({entry("a", "F64", "[2305843009213693952]", "[0,0]")}), 0), "overflows");
   // A zero dim does not excuse an overflowing product of the others.
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[4294967296,0,4294967296]", "[0,0]") + "}", 0), "overflows");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[4294967296,0,4294967296]", "[0,0]")}), 0), "overflows");
 }
 
 TEST_CASE("safetensors: zero-sized dims are allowed but the data length must match", "[io]") {
-  const auto f = safetensors_file::parse(
-      framed("{" + entry("e", "F32", "[0,3]", "[0,0]") + "," + entry("a", "F32", "[1]", "[0,4]") + "," +
-                 entry("z", "I64", "[2,0]", "[4,4]") + "}",
-             4));
+  const std::string header =
+      object({entry("e", "F32", "[0,3]", "[0,0]"), entry("a", "F32", "[1]", "[0,4]"), entry("z", "I64", "[2,0]", "[4,4]")});
+  const auto f = safetensors_file::parse(framed(header, 4));
   REQUIRE(f.entries().size() == 3);
   CHECK(f.entries()[0].name == "e");
   CHECK(f.entries()[1].name == "a");
   CHECK(f.entries()[2].name == "z");
   CHECK(f.values<float>("e").empty());
   CHECK(f.at("z").shape == std::vector<std::int64_t>{2, 0});
-  REQUIRE_REJECTED(framed("{" + entry("e", "F32", "[0,3]", "[0,4]") + "}", 4), "needs 0 bytes");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[2]", "[0,4]") + "}", 4), "needs 8 bytes");
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[]", "[0,8]") + "}", 8), "needs 4 bytes");
+  REQUIRE_REJECTED(framed(object({entry("e", "F32", "[0,3]", "[0,4]")}), 4), "needs 0 bytes");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[2]", "[0,4]")}), 4), "needs 8 bytes");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[]", "[0,8]")}), 8), "needs 4 bytes");
 }
 
 TEST_CASE("safetensors reject: data_offsets not two non-negative integers", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[0]") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[0,1,2]") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[-1,0]") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[0,1.0]") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[\"0\",\"1\"]") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "{\"b\":0}") + "}", 1), "not two non-negative integers");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[1]", "[0,18446744073709551616]") + "}", 1),
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[0]")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[0,1,2]")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[-1,0]")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[0,1.0]")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[\"0\",\"1\"]")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "{\"b\":0}")}), 1), "not two non-negative integers");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[1]", "[0,18446744073709551616]")}), 1),
                    "not two non-negative integers");
 }
 
 TEST_CASE("safetensors reject: data_offsets end before start", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[0]", "[4,0]") + "}", 4), "end before they begin");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[0]", "[4,0]")}), 4), "end before they begin");
 }
 
 TEST_CASE("safetensors reject: non-contiguous data", "[io]") {
   // First tensor not at 0.
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[1]", "[4,8]") + "}", 8), "the first tensor must start at 0");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[1]", "[4,8]")}), 8), "the first tensor must start at 0");
   // A hole between tensors.
   REQUIRE_REJECTED(
-      framed("{" + entry("a", "F32", "[1]", "[0,4]") + "," + entry("b", "F32", "[1]", "[8,12]") + "}", 12),
+      framed(object({entry("a", "F32", "[1]", "[0,4]"), entry("b", "F32", "[1]", "[8,12]")}), 12),
       "gap in data: tensor \"b\" starts at 8 but tensor \"a\" ends at 4");
   // Header order need not be data order.
   const auto f = safetensors_file::parse(
-      framed("{" + entry("b", "F32", "[1]", "[4,8]") + "," + entry("a", "F32", "[1]", "[0,4]") + "}", 8));
+      framed(object({entry("b", "F32", "[1]", "[4,8]"), entry("a", "F32", "[1]", "[0,4]")}), 8));
   CHECK(f.entries()[0].name == "a");
   CHECK(f.entries()[1].offset == 4);
 }
 
 TEST_CASE("safetensors reject: overlapping tensors", "[io]") {
   REQUIRE_REJECTED(
-      framed("{" + entry("a", "F32", "[2]", "[0,8]") + "," + entry("b", "F32", "[2]", "[4,12]") + "}", 12),
+      framed(object({entry("a", "F32", "[2]", "[0,8]"), entry("b", "F32", "[2]", "[4,12]")}), 12),
       "overlaps tensor \"a\"");
   REQUIRE_REJECTED(
-      framed("{" + entry("a", "F32", "[2]", "[0,8]") + "," + entry("b", "F32", "[2]", "[0,8]") + "}", 8),
+      framed(object({entry("a", "F32", "[2]", "[0,8]"), entry("b", "F32", "[2]", "[0,8]")}), 8),
       "overlaps");
 }
 
 TEST_CASE("safetensors reject: data_offsets past the end of the data", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[2]", "[0,8]") + "}", 4), "run past the end of the 4-byte data");
-  REQUIRE_REJECTED(framed("{" + entry("a", "U8", "[0]", "[9,9]") + "}", 4), "run past the end");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[2]", "[0,8]")}), 4), "run past the end of the 4-byte data");
+  REQUIRE_REJECTED(framed(object({entry("a", "U8", "[0]", "[9,9]")}), 4), "run past the end");
 }
 
 TEST_CASE("safetensors reject: trailing bytes after the last tensor", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("a", "F32", "[1]", "[0,4]") + "}", 8), "4 trailing bytes");
+  REQUIRE_REJECTED(framed(object({entry("a", "F32", "[1]", "[0,4]")}), 8), "4 trailing bytes");
   REQUIRE_REJECTED(framed("{}", 3), "3 trailing bytes");
 }
 
@@ -495,13 +502,13 @@ TEST_CASE("safetensors reject: __metadata__ not an object of strings", "[io]") {
 }
 
 TEST_CASE("safetensors reject: empty, NUL-containing or over-long tensor names", "[io]") {
-  REQUIRE_REJECTED(framed("{" + entry("", "U8", "[0]", "[0,0]") + "}", 0), "tensor name \"\" is empty");
-  REQUIRE_REJECTED(framed("{" + entry("a\\u0000b", "U8", "[0]", "[0,0]") + "}", 0), "contains a NUL byte");
-  REQUIRE_REJECTED(framed("{" + entry(std::string(1025, 'n'), "U8", "[0]", "[0,0]") + "}", 0),
+  REQUIRE_REJECTED(framed(object({entry("", "U8", "[0]", "[0,0]")}), 0), "tensor name \"\" is empty");
+  REQUIRE_REJECTED(framed(object({entry("a\\u0000b", "U8", "[0]", "[0,0]")}), 0), "contains a NUL byte");
+  REQUIRE_REJECTED(framed(object({entry(std::string(1025, 'n'), "U8", "[0]", "[0,0]")}), 0),
                    "is longer than 1024 bytes");
   // 1 KiB exactly is fine.
   const std::string longest(1024, 'n');
-  CHECK(safetensors_file::parse(framed("{" + entry(longest, "U8", "[0]", "[0,0]") + "}", 0)).find(longest));
+  CHECK(safetensors_file::parse(framed(object({entry(longest, "U8", "[0]", "[0,0]")}), 0)).find(longest));
 }
 
 TEST_CASE("safetensors reject: tensor entry with missing or extra keys", "[io]") {
@@ -520,7 +527,7 @@ TEST_CASE("safetensors: many tensors parse in linear time", "[io]") {
   std::string h = "{";
   for (int i = 0; i < 40000; ++i) {
     if (i) h += ',';
-    h += entry("t" + std::to_string(i), "F32", "[0]", "[0,0]");
+    h += entry(std::string("t").append(std::to_string(i)), "F32", "[0]", "[0,0]");
   }
   h += "}";
   const auto f = safetensors_file::parse(framed(h, 0));
