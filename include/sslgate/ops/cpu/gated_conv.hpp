@@ -11,7 +11,8 @@
 //     cols = the open output channels, each an arbitrary pointer: no lane is wasted on a closed channel;
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
 //     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel, all but a last
-//     vector with few live lanes, whose channels take the dot form (dot_tail_max); the direct conv1
+//     vector with few live lanes, whose channels take the dot form (dot_tail_max); with AVX-512, a sample with
+//     at most 24 open channels takes the pair form instead (lanes over 8 channels x 2 inputs); the direct conv1
 //     (stride 2) takes the dot form too where a sample has few output positions, its 9 taps in each dot
 //     product, and with many packs them once per sample, all taps;
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
@@ -289,6 +290,94 @@ inline void idx_row_blocks(int rows, int nv, F f) {
   }
 }
 
+
+#if defined(__AVX512F__)
+// Pair form of conv1's packed products, for a sample with few open channels. Each lane holds one of 8 output
+// channels and one of two consecutive input channels: a tile's pair of inputs is broadcast as one 64-bit value,
+// so that up to 8, 16 or 24 open channels fill 1, 2 or 3 vectors and each broadcast load feeds that many FMAs.
+// The two halves of each pair are summed at the end. Measured alone, 81 tiles x 64 input channels, warm data:
+// 16 channels as one vector of the broadcast micro-kernel (12 rows) 72-74% of the FMA peak, as 2 pair vectors
+// (6 rows) 89-93%. Naive loop, for m < MR, n < NV * 8 (b: rows of NV * 16 floats):
+//   c[m*ldc + n] = sum_{j < kp} a[m*a_rs + 2j] * b[j][2n] + a[m*a_rs + 2j + 1] * b[j][2n + 1]
+// c's lanes from NV * 8 to the next multiple of 16 are written 0.
+template <int MR, int NV>
+inline void pair_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, int kp) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
+  for (int j = 0; j < kp; ++j) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = vf::load_unaligned(b + (std::ptrdiff_t(j) * NV + v) * vw);
+      in_register(bv[v]);
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      double pair;
+      std::memcpy(&pair, a + m * a_rs + 2 * j, sizeof pair);
+      const vf av(_mm512_castpd_ps(_mm512_set1_pd(pair)));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+    }
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const auto halves = [&](__m512 lo, __m512 hi) {  // lane q: the pair sum of channel q of [lo's 8, hi's 8]
+    return _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
+  };
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 2
+    for (int v = 0; v + 1 < NV; v += 2) _mm512_storeu_ps(c + m * ldc + v * 8, halves(acc[m][v], acc[m][v + 1]));
+    if constexpr (NV % 2 == 1) _mm512_storeu_ps(c + m * ldc + (NV - 1) * 8, halves(acc[m][NV - 1], _mm512_setzero_ps()));
+  }
+}
+using pair_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, int);
+inline constexpr int pair_nv_max = 3;  // up to 24 open channels
+// Rows of its register block for nv pair vectors (measured alone as above: 1 vector 8 rows 73%, 12 rows 67%;
+// 2 vectors 6 rows 89-91%, 8 rows 88-89%; 3 vectors 4 rows 90-91%, 6 rows 83-84%).
+constexpr int pair_mr(int nv) { return nv == 1 ? 8 : nv == 2 ? 6 : 4; }
+template <int NV, int... M>
+constexpr std::array<pair_fn, 8> pair_row(std::integer_sequence<int, M...>) {
+  return {(M + 1 <= pair_mr(NV) ? &pair_kernel<std::min(M + 1, pair_mr(NV)), NV> : nullptr)...};
+}
+// mr <= pair_mr(nv), nv <= pair_nv_max.
+inline pair_fn pick_pair(int mr, int nv) {
+  static constexpr std::array<std::array<pair_fn, 8>, pair_nv_max> t = {
+      pair_row<1>(std::make_integer_sequence<int, 8>{}), pair_row<2>(std::make_integer_sequence<int, 8>{}),
+      pair_row<3>(std::make_integer_sequence<int, 8>{})};
+  return t[nv - 1][mr - 1];
+}
+// The pair kernel's panel: panel[j][n][0, 1] = src[n][2j, 2j + 1] for j < kp (a multiple of 8), n < ld (a multiple
+// of 8); rows n >= c are zero. 8 x 8 transposes of pairs, read straight from the rows.
+inline void pack_pairs(float* panel, int ld, const float* const* src, int c, int kp) {
+  const __m512i lo = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14), hi = _mm512_add_epi64(lo, _mm512_set1_epi64(1));
+  const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi2 = _mm512_add_epi64(lo2, _mm512_set1_epi64(2));
+  const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), hi4 = _mm512_add_epi64(lo4, _mm512_set1_epi64(4));
+  for (int n0 = 0; n0 < ld; n0 += 8)
+    for (int j0 = 0; j0 < kp; j0 += 8) {
+      __m512d r[8], t[8];
+      for (int q = 0; q < 8; ++q) r[q] = n0 + q < c ? _mm512_loadu_pd(reinterpret_cast<const double*>(src[n0 + q] + 2 * j0)) : _mm512_setzero_pd();
+      for (int q = 0; q < 8; q += 2) {  // pairs of rows interleaved: [r0 j0, r1 j0, r0 j2, r1 j2, ...] and j odd
+        t[q] = _mm512_permutex2var_pd(r[q], lo, r[q + 1]);
+        t[q + 1] = _mm512_permutex2var_pd(r[q], hi, r[q + 1]);
+      }
+      for (int q = 0; q < 8; q += 4)
+        for (int h = 0; h < 2; ++h) {  // then fours: rows q .. q + 3 of j = h, h + 4 (and 2 + h, 6 + h)
+          r[q + h] = _mm512_permutex2var_pd(t[q + h], lo2, t[q + h + 2]);
+          r[q + h + 2] = _mm512_permutex2var_pd(t[q + h], hi2, t[q + h + 2]);
+        }
+      for (int h = 0; h < 4; ++h) {  // then all eight rows: j = h and h + 4
+        t[h] = _mm512_permutex2var_pd(r[h], lo4, r[h + 4]);
+        t[h + 4] = _mm512_permutex2var_pd(r[h], hi4, r[h + 4]);
+      }
+      for (int q = 0; q < 8; ++q) _mm512_storeu_pd(reinterpret_cast<double*>(panel + (std::ptrdiff_t(j0 + q) * ld + n0) * 2), t[q]);
+    }
+}
+#endif
 
 // panel[k][j] = src[j][k] for k < kp, j < ld (a multiple of vw); rows j >= c are zero. Reads the rows
 // through their pointers: no gathered copy of them is written first. tmp: ld * kp floats (used without AVX-512
@@ -847,6 +936,20 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
               for (int j = 0; j < c; ++j)
                 for (int l = 0; l < cinp; l += 64 / int(sizeof(float)))
                   __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
+#if defined(__AVX512F__)
+            // Few open channels: the pair form (in-process pairs, 150 each way: the 64@34 block 0.93-0.95 of the
+            // time at densities 0.1 and 0.25, 0.99 at 0.5; 128@17 0.98-1.04, as at 0.5, where no sample takes it).
+            if (c <= pair_nv_max * 8) {
+              const int nv = (c + 7) / 8, nb = (tiles + pair_mr(nv) - 1) / pair_mr(nv);
+              pack_pairs(panel, nv * 8, open_rows.data(), c, cinp / 2);
+              for (int b = 0, t0 = 0; b < nb; ++b) {
+                const int mr = tiles / nb + (b < tiles % nb);
+                pick_pair(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 1) / 2);
+                t0 += mr;
+              }
+              continue;
+            }
+#endif
             // Whole vectors of channels in the packed form, a short last one (dot_tail_max) in the dot form.
             const int tail = c % vw <= dot_tail_max ? c % vw : 0, cp = c - tail, ldp = int(round_up(cp, vw));
             if (cp > 0) pack_rows(panel, ldp, open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
