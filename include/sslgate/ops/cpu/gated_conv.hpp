@@ -14,7 +14,8 @@
 //     vector with few live lanes, whose channels take the dot form (dot_tail_max); with AVX-512, a sample with
 //     at most 24 open channels takes the pair form instead (lanes over 8 channels x 2 inputs); the direct conv1
 //     (stride 2) takes the dot form too where a sample has few output positions, its 9 taps in each dot
-//     product, and with many packs them once per sample, all taps;
+//     product (3 per call where a column block's weight rows would outgrow L1), and with many packs them once
+//     per sample, all taps;
 //   * conv1's output, BN1 shift and ReLU applied, goes channels-last straight into conv2's padded input rows;
 //   * conv2 (input channels gated) runs in the usual broadcast form with the B rows (transformed weights of
 //     input channel A_n[j], panel-packed) taken by index, lanes over all output channels; BN2, the shortcut
@@ -110,8 +111,9 @@ inline void in_register([[maybe_unused]] vf& v) {
 }
 
 // Dot form. Naive loop, over the segments t < taps (one per kernel tap in the direct conv, one in Winograd):
-//   for r < R, c < C:  out[r*ors + c] = sum_t sum_{k < kv*vw} a[r][a_tap[t] + k] * b[c][t*b_tap + k]
-template <int R, int C>
+//   for r < R, c < C:  out[r*ors + c] (+)= sum_t sum_{k < kv*vw} a[r][a_tap[t] + k] * b[c][t*b_tap + k]
+// Acc: the sums are added to out (a dot product split over several calls).
+template <int R, int C, bool Acc = false>
 inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, const float* const* b, int kv, int taps,
                        const std::ptrdiff_t* a_tap, std::ptrdiff_t b_tap) {
   vf acc[R][C];
@@ -150,9 +152,12 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
     const __m512 sums = hsum16(v);  // lane r * C + c: out[r][c]
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)  // row r's C sums moved to the low lanes, one masked store
-      _mm512_mask_storeu_ps(out + r * ors, __mmask16((1u << C) - 1),
-                            r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums));
+    for (int r = 0; r < R; ++r) {  // row r's C sums moved to the low lanes, one masked store
+      constexpr __mmask16 row = __mmask16((1u << C) - 1);
+      __m512 v = r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums);
+      if constexpr (Acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(row, out + r * ors));
+      _mm512_mask_storeu_ps(out + r * ors, row, v);
+    }
     return;
   }
 #elif defined(__AVX2__)
@@ -169,14 +174,14 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) out[r * ors + c] = sums[r * C + c];
+      for (int c = 0; c < C; ++c) out[r * ors + c] = Acc ? out[r * ors + c] + sums[r * C + c] : sums[r * C + c];
     return;
   }
 #endif
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) out[r * ors + c] = xsimd::hadd(acc[r][c]);
+    for (int c = 0; c < C; ++c) out[r * ors + c] = Acc ? out[r * ors + c] + xsimd::hadd(acc[r][c]) : xsimd::hadd(acc[r][c]);
 }
 // Register blocks (tiles x channels). With AVX-512 a block of at most 16 sums ends in one shuffle tree
 // (hsum16): 4 x 4, or 3 x 5 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured on the
@@ -201,6 +206,11 @@ inline reg_block dot_block(long rows) {
 // rows, 9 x cinp each, stay in L1 while the row blocks pass (3 x 5: 1.01-1.02 of its time).
 constexpr int direct_dot_positions = 128;
 inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
+// Taps per call of the direct dot form: all 9 where a column block's weight rows (9 taps x cinp each) fit in L1
+// beside the row blocks' inputs, else 3 (the partial sums added to the output). Measured, in-process pairs, 3 / 9
+// taps: 256->512 s2 (256 input channels, 36 KB of weight rows) 0.938-0.945 at density 0.25, 0.920-0.923 at 0.5,
+// 0.922-0.924 at 0.75; 128->256 s2 (18 KB) 1.03-1.05 at 0.25.
+constexpr int direct_tap_group(int cinp) { return direct_db.cols * 9 * cinp * int(sizeof(float)) <= 24 * 1024 ? 9 : 3; }
 // A sample's last vector of open channels with this many live lanes or fewer goes to the dot form in conv1's
 // packed path: the broadcast micro-kernel costs a whole vector whatever its live lanes, the dot form costs its
 // channels (measured, 36 points, 1 thread: 81 tiles x 64 channels, one vector 35 us, dot form 9 us for 1
@@ -208,17 +218,18 @@ inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
 constexpr int dot_tail_max = vw * 5 / 8;
 using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int, int, const std::ptrdiff_t*, std::ptrdiff_t);
 inline constexpr std::ptrdiff_t one_segment[1] = {0};
-template <int R, int... C>
+template <bool Acc, int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
-  return {&dot_kernel<R, C + 1>...};
+  return {&dot_kernel<R, C + 1, Acc>...};
 }
-template <int... R>
+template <bool Acc, int... R>
 constexpr std::array<std::array<dot_fn, dot_c>, sizeof...(R)> dot_table(std::integer_sequence<int, R...>) {
-  return {dot_row<R + 1>(std::make_integer_sequence<int, dot_c>{})...};
+  return {dot_row<Acc, R + 1>(std::make_integer_sequence<int, dot_c>{})...};
 }
-inline dot_fn pick_dot(int r, int c) {
-  static constexpr auto t = dot_table(std::make_integer_sequence<int, dot_r>{});
-  return t[r - 1][c - 1];
+inline dot_fn pick_dot(int r, int c, bool acc = false) {
+  static constexpr auto t = dot_table<false>(std::make_integer_sequence<int, dot_r>{});
+  static constexpr auto ta = dot_table<true>(std::make_integer_sequence<int, dot_r>{});
+  return (acc ? ta : t)[r - 1][c - 1];
 }
 
 // Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
@@ -844,6 +855,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // W1p in column panels (9 cinp rows each) and the panels' pack scratch.
     const std::ptrdiff_t kt1 = 9 * std::ptrdiff_t(cinp);
     const bool packed_direct = !wino1 && plane >= direct_dot_positions;
+    const int direct_taps = direct_tap_group(cinp);
     float* dpanel = packed_direct ? gscratch(g_dpanel).get<float>(std::size_t(kt1) * (coutp + detail::panel_w)) : nullptr;
     float* dtmp = packed_direct ? dpanel + kt1 * coutp : nullptr;
     std::vector<std::ptrdiff_t> aoff(9);
@@ -1031,11 +1043,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             // columns of hbuf from c on are left as they are: put_row drops them).
             for (int j0 = 0; j0 < c; j0 += direct_db.cols) {
               const int cc = std::min(direct_db.cols, c - j0);
-              for (int k = 0; k < cc; ++k) bp[k] = W1p + std::ptrdiff_t(A[std::size_t(j0 + k)]) * kt1;
-              for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += direct_db.rows) {
-                const int rr = int(std::min<std::ptrdiff_t>(direct_db.rows, plane - q0));
-                for (int r = 0; r < rr; ++r) ap[r] = x1buf + pos_off[std::size_t(q0 + r)];
-                pick_dot(rr, cc)(hbuf + q0 * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 9, aoff.data(), cinp);
+              for (int t0 = 0; t0 < 9; t0 += direct_taps) {
+                for (int k = 0; k < cc; ++k) bp[k] = W1p + std::ptrdiff_t(A[std::size_t(j0 + k)]) * kt1 + std::ptrdiff_t(t0) * cinp;
+                for (std::ptrdiff_t q0 = 0; q0 < plane; q0 += direct_db.rows) {
+                  const int rr = int(std::min<std::ptrdiff_t>(direct_db.rows, plane - q0));
+                  for (int r = 0; r < rr; ++r) ap[r] = x1buf + pos_off[std::size_t(q0 + r)];
+                  pick_dot(rr, cc, t0 > 0)(hbuf + q0 * ld + j0, ld, ap.data(), bp.data(), cinp / vw, direct_taps, aoff.data() + t0, cinp);
+                }
               }
             }
           } else {
