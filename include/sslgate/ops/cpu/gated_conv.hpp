@@ -203,7 +203,8 @@ inline reg_block dot_block(long rows) {
 // (81) 0.99 / 0.98 / 0.95, 64->128 s2 (289) 1.03-1.04, on a Xeon core (2 MB L2) whose gather from W1p beyond L2
 // ran at ~10 GB/s; on a Zen 5 machine 256->512 s2 0.99-1.06 and 128->256 s2 0.94-0.97 while its host was quiet, but
 // 1.06-1.18 in a stretch when the dense blocks ran ~1.9x slower. A 4 x 4 block (3 x 4 with AVX2): its 4 weight
-// rows, 9 x cinp each, stay in L1 while the row blocks pass (3 x 5: 1.01-1.02 of its time).
+// rows, 9 x cinp each (3 x cinp per call from 256 channels: direct_tap_group), stay in L1 while the row blocks
+// pass (3 x 5: 1.01-1.02 of its time).
 constexpr int direct_dot_positions = 128;
 inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
 // Taps per call of the direct dot form: all 9 where a column block's weight rows (9 taps x cinp each) fit in L1
