@@ -289,17 +289,23 @@ inline idx_fn pick_idx(int mr, int nv, bool stream = false) {
   static constexpr auto ts = idx_table<true>(std::make_integer_sequence<int, detail::ukr_nv>{});
   return (stream ? ts : t)[nv - 1][mr - 1];
 }
-// f(t0, mr) over the register blocks of `rows` rows for nv column vectors. Narrow: as few blocks as idx_mr
-// allows, their sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1). Full width: ukr_mr
-// rows and a shorter last block (equal blocks there, 25 tiles as 5 x 5 or 9 as 5 + 4, measured no faster).
+// f(t0, mr) over register blocks of at most mr_max of `rows` rows: even, as few blocks as mr_max allows, their
+// sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1); else mr_max rows and a shorter last
+// block.
 template <class F>
-inline void idx_row_blocks(int rows, int nv, F f) {
-  const int nb = (rows + idx_mr(nv) - 1) / idx_mr(nv);
+inline void row_blocks(int rows, int mr_max, bool even, F f) {
+  const int nb = (rows + mr_max - 1) / mr_max;
   for (int b = 0, t0 = 0; b < nb; ++b) {
-    const int mr = idx_narrow(nv) ? rows / nb + (b < rows % nb) : std::min(idx_mr(nv), rows - t0);
+    const int mr = even ? rows / nb + (b < rows % nb) : std::min(mr_max, rows - t0);
     f(t0, mr);
     t0 += mr;
   }
+}
+// The indexed-B kernel's blocks for nv column vectors: narrow, even blocks of up to idx_mr rows; full width,
+// ukr_mr rows and a shorter last block (equal blocks there, 25 tiles as 5 x 5 or 9 as 5 + 4, measured no faster).
+template <class F>
+inline void idx_row_blocks(int rows, int nv, F f) {
+  row_blocks(rows, idx_mr(nv), idx_narrow(nv), f);
 }
 
 
@@ -352,9 +358,14 @@ inline constexpr int pair_nv_max = 3;  // up to 24 open channels
 // Rows of its register block for nv pair vectors (measured alone as above: 1 vector 8 rows 73%, 12 rows 67%;
 // 2 vectors 6 rows 89-91%, 8 rows 88-89%; 3 vectors 4 rows 90-91%, 6 rows 83-84%).
 constexpr int pair_mr(int nv) { return nv == 1 ? 8 : nv == 2 ? 6 : 4; }
+template <int NV, int MR>
+constexpr pair_fn pair_entry() {
+  if constexpr (MR <= pair_mr(NV)) return &pair_kernel<MR, NV>;
+  else return nullptr;
+}
 template <int NV, int... M>
 constexpr std::array<pair_fn, 8> pair_row(std::integer_sequence<int, M...>) {
-  return {(M + 1 <= pair_mr(NV) ? &pair_kernel<std::min(M + 1, pair_mr(NV)), NV> : nullptr)...};
+  return {pair_entry<NV, M + 1>()...};
 }
 // mr <= pair_mr(nv), nv <= pair_nv_max.
 inline pair_fn pick_pair(int mr, int nv) {
@@ -953,13 +964,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             // Few open channels: the pair form (in-process pairs, 150 each way: the 64@34 block 0.93-0.95 of the
             // time at densities 0.1 and 0.25, 0.99 at 0.5; 128@17 0.98-1.04, as at 0.5, where no sample takes it).
             if (c <= pair_nv_max * 8) {
-              const int nv = (c + 7) / 8, nb = (tiles + pair_mr(nv) - 1) / pair_mr(nv);
+              const int nv = (c + 7) / 8;
               pack_pairs(panel, nv * 8, open_rows.data(), c, cinp / 2);
-              for (int b = 0, t0 = 0; b < nb; ++b) {
-                const int mr = tiles / nb + (b < tiles % nb);
+              row_blocks(tiles, pair_mr(nv), true, [&](int t0, int mr) {
                 pick_pair(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 1) / 2);
-                t0 += mr;
-              }
+              });
               continue;
             }
 #endif
