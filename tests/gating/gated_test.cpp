@@ -2,8 +2,11 @@
 
 #include "../test_util.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <numbers>
 #include <set>
+#include <thread>
 
 using namespace sslgate;
 using testing::random;
@@ -153,6 +156,36 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
         CHECK(testing::nmse(gated_eval(block, x, mask, true), gated_eval(block, x, mask, false).cast<double>()) <= 1e-10);
       }
   set_num_threads(threads_before);
+}
+
+TEST_CASE("the shared batch's phases: each unit runs once, a thread's own share in order, then the others' from their ends", "[gating]") {
+  namespace g = ops::cpu::gated;
+  const auto even = [](long total, int nt) { return [=](int t, long& lo, long& hi) { ops::cpu::detail::split_range(total, nt, t, lo, hi); }; };
+  SECTION("one thread after another: the first takes everything, its own share first") {
+    std::vector<std::atomic<bool>> taken(10);
+    std::vector<std::pair<long, long>> runs;  // (unit, next)
+    g::take_units(taken.data(), 3, 1, even(10, 3), [&](long u, long next) { runs.emplace_back(u, next); });
+    // shares [0, 4) [4, 7) [7, 10): its own in order, then thread 2's and thread 0's from the back
+    const std::vector<std::pair<long, long>> want{{4, 5}, {5, 6}, {6, -1}, {9, 8}, {8, 7}, {7, -1}, {3, 2}, {2, 1}, {1, 0}, {0, -1}};
+    CHECK(runs == want);
+    g::take_units(taken.data(), 3, 0, even(10, 3), [&](long, long) { FAIL("a unit ran twice"); });
+  }
+  SECTION("threads at once, one of them late: every unit runs exactly once") {
+    for (int total : {1, 7, 64}) {
+      std::vector<std::atomic<bool>> taken(static_cast<std::size_t>(total));
+      std::vector<std::atomic<int>> runs(static_cast<std::size_t>(total));
+#pragma omp parallel num_threads(2)
+      {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (tid == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        g::take_units(taken.data(), nt, tid, even(total, nt), [&](long u, long) {
+          runs[std::size_t(u)].fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        });
+      }
+      for (int u = 0; u < total; ++u) CHECK(runs[std::size_t(u)].load() == 1);
+    }
+  }
 }
 
 TEST_CASE("float eval: conv1's open channels split between its packed and its dot form", "[gating]") {

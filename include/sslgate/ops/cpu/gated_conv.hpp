@@ -24,7 +24,8 @@
 //   * samples are processed in chunks, and the transform-domain products loop xi outermost, samples inside,
 //     so one xi slice of the transformed weights stays in L2 while every sample of the chunk uses it; with
 //     few tiles per sample the whole batch is one chunk that the threads share, the products split between
-//     them by transform point, so each weight is read once per call for every sample. That batch's
+//     them by transform point, so each weight is read once per call for every sample (each thread takes its
+//     share of a phase in order, then what the others have left, from the end: take_units). That batch's
 //     transform-domain buffers (15 MB each at 256@9) go to memory between phases: they are written with
 //     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
 //     sample's rows of its input (V1) while it computes the current one; likewise each thread brings its next
@@ -41,6 +42,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -100,6 +102,23 @@ inline void prefetch_share(const void* base, std::size_t bytes, long part, long 
   const char* p = static_cast<const char*>(base);
   const long lines = long(bytes / 64);
   for (long l = lines * part / parts; l < lines * (part + 1) / parts; ++l) __builtin_prefetch(p + 64 * l, 0, 2);
+}
+
+// One phase of work shared by nt threads: unit u of [0, total) is run(u, next), next being the unit this thread
+// will most likely take after u (its prefetch target), or -1. Thread t first takes its own share(t, lo, hi) in
+// order, then what is left of the other shares from their ends, so a thread slowed by the host's other load
+// no longer holds the rest at the phase's barrier, and each share is still walked in order (the neighbouring
+// units that share a transformed input or a weight panel stay on one thread). taken: total flags, cleared; a
+// unit is run by whichever thread sets its flag.
+template <class Share, class Run>
+inline void take_units(std::atomic<bool>* taken, int nt, int tid, Share share, Run run) {
+  long lo, hi;
+  share(tid, lo, hi);
+  for (long u = lo; u < hi && !taken[u].exchange(true, std::memory_order_relaxed); ++u) run(u, u + 1 < hi ? u + 1 : -1);
+  for (int k = 1; k < nt; ++k) {
+    share((tid + k) % nt, lo, hi);
+    for (long u = hi - 1; u >= lo && !taken[u].exchange(true, std::memory_order_relaxed); --u) run(u, u > lo ? u - 1 : -1);
+  }
 }
 
 // Keeps v in a register: GCC would otherwise fold its load into each FMA that uses it as a memory operand, a
@@ -758,9 +777,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // 128@17 blocks 5-15% faster at densities 0.25-0.75 than with bigger chunks), run by whichever thread is free
   // without a barrier. With fewer tiles (9x9 maps and smaller) the whole batch is one chunk that the threads
   // share: the products split by transform point (and output-channel halves or column panels), the transforms
-  // by samples, with a barrier between phases. Each weight is then read once per call, by one thread, for all
-  // the samples of the batch (measured, batch 64: 128->256 s2, 256@9 and 256->512 s2 5-15% faster than a chunk
-  // per thread; one thread: chunks of at least 8 MB, twice the weights' bytes, up to the whole batch).
+  // by samples, with a barrier between phases (a thread done with its share takes the ends of the others'). Each
+  // weight is then read once per call, by one thread, for all the samples of the batch (measured, batch 64:
+  // 128->256 s2, 256@9 and 256->512 s2 5-15% faster than a chunk per thread; one thread: chunks of at least
+  // 8 MB, twice the weights' bytes, up to the whole batch).
   const std::size_t per_sample_max = std::size_t(X) * tiles * (vld1 + 2 * coutp + mld2) * 4;
   const std::size_t weight_bytes = 4 * (X * std::size_t(u2_xi) + (wino1 ? X * std::size_t(u1_xi) : std::size_t(co) * 9 * cinp));
   const bool per_sample = tiles >= per_sample_tiles;
@@ -803,6 +823,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     }
   };
 
+  // The shared batch's phases: a flag per unit of work (samples, or the products' items), see take_units.
+  const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);  // conv2's items per xi
+  std::unique_ptr<std::atomic<bool>[]> taken[5];
+  for (int k = 0; k < 5 && whole_batch; ++k) taken[k].reset(new std::atomic<bool>[std::size_t(std::max(n, 2 * X * panels2))]());
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
   std::atomic<int> next{0};
@@ -884,18 +908,19 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     int c0 = 0, c1 = 0;
     std::ptrdiff_t comp_xi = 0;
     const bool packed1 = wino1 && tiles * 8 > ci;
-    const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);
 #pragma omp barrier
     // --- phase 1: conv1's copy of the input (channels-last: Winograd rows, or the direct conv1's phases), the
-    //     gate on its channel means (with gate), conv1's input transform (Winograd); samples [i0, i1) ---
+    //     gate on its channel means (with gate), conv1's input transform (Winograd); samples [i0, i1), then
+    //     sample `after` (or -1), whose x the shared batch brings into L2 meanwhile ---
     std::vector<float> means(gate ? std::size_t(cinp) : 0);
     // Share `part` of `parts` of sample i of x brought into L2 (its copies read 16-channel pieces of a few lines
     // each, too short a stream for the hardware prefetcher).
     const auto prefetch_x = [&](int i, long part, long parts) {
       prefetch_share(x + std::ptrdiff_t(i) * ci * in_plane, sizeof(float) * ci * in_plane, part, parts);
     };
-    const auto conv1_input = [&](int i0, int i1) {
+    const auto conv1_input = [&](int i0, int i1, int after) {
       for (int i = i0; i < i1; ++i) {
+        const int next = i + 1 < i1 ? i + 1 : after;
         const float* xi = x + std::ptrdiff_t(i) * ci * in_plane;
         if (gate) {  // the copies' padding is zero: the sums over all their positions are the channel sums
           if (wino1) {
@@ -913,9 +938,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         if (!wino1 || cnt[i] == 0) continue;
         if (!gate) detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
         // In the shared batch, the next sample of this thread comes into L2 meanwhile, a share per tile row.
-        const bool prefetch_next = whole_batch && i + 1 < i1;
+        const bool prefetch_next = whole_batch && next >= 0;
         for (int r = 0; r < g1.th; ++r) {
-          if (prefetch_next) prefetch_x(i + 1, r, g1.th);
+          if (prefetch_next) prefetch_x(next, r, g1.th);
           detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch);
         }
       }
@@ -1005,9 +1030,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
     };
     // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
-    //     rows (no round trip through NCHW), then conv2's input transform; samples [i0, i1) ---
-    const auto conv2_input = [&](int i0, int i1) {
+    //     rows (no round trip through NCHW), then conv2's input transform; samples [i0, i1), then `after` ---
+    const auto conv2_input = [&](int i0, int i1, int after) {
       for (int i = i0; i < i1; ++i) {
+        const int next = i + 1 < i1 ? i + 1 : after;
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
         if (!wino1 && (c > 0 || fused_sc) && !gate) {  // with gate, phase 1 packed it (one sample per chunk)
@@ -1074,9 +1100,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             float* h1 = hbuf;
             detail::gemm_taps(int(plane), ld, cinp, 1, &a1, cinp, aoff.data(), 9, dpanel, &h1, ld, dsegs.data(), c, pos_off.data());
           }
-          const bool prefetch_next = whole_batch && i + 1 < i1;  // the next sample's x into L2, as in conv1_input
+          const bool prefetch_next = whole_batch && next >= 0;  // the next sample's x into L2, as in conv1_input
           for (int y = 0; y < oh; ++y) {
-            if (prefetch_next) prefetch_x(i + 1, y, oh);
+            if (prefetch_next) prefetch_x(next, y, oh);
             put_row(xbuf + (y + 1) * rs + ld, hbuf + std::ptrdiff_t(y) * ow * ld);
           }
         }
@@ -1087,49 +1113,49 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch);
       }
     };
-    // --- phase 4: conv2 products with indexed weight rows, items [q_lo, q_hi) of (xi, column panel) ---
-    const auto conv2_products = [&](int q_lo, int q_hi) {
-      const float* const u2_end = U2 + X * u2_xi;
-      for (int item = q_lo; item < q_hi; ++item) {
-        const int xi = item / panels2, n0 = item % panels2 * detail::panel_w;
-        const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
-        const float* panel = U2 + xi * u2_xi + std::ptrdiff_t(n0) * co;  // co rows x nv * vw
-        // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
-        // first reads of it would otherwise each wait on memory.
-        const float* next = panel + std::ptrdiff_t(co) * nv * vw;
-        const std::size_t next_bytes = sizeof(float) * std::size_t(std::min<std::ptrdiff_t>(std::ptrdiff_t(co) * detail::panel_w, u2_end - next));
-        // A sample on its own that uses few of the rows takes only its open rows of the next panel (the whole
-        // panel would be up to 4x the lines from L3).
-        const bool own_rows = c1 - c0 == 1 && 2 * cnt[c0] < co && item + 1 < X * panels2;
-        if (own_rows) {
-          const int nv_next = std::min(detail::ukr_nv, (coutp - (item + 1) % panels2 * detail::panel_w) / vw);
-          for (const int r : lists[std::size_t(c0)])
-            for (int l = 0; l < nv_next * vw; l += 64 / int(sizeof(float))) __builtin_prefetch(next + std::ptrdiff_t(r) * nv_next * vw + l, 0, 2);
-        }
-        for (int i = c0; i < c1; ++i) {
-          if (!own_rows) prefetch_share(next, next_bytes, i - c0, c1 - c0);
-          const int c = cnt[i], ld = ldn[i];
-          if (c == 0) continue;
-          const float* a = V2 + xi * comp_xi + off[i];
-          float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
-          const int* idx = lists[std::size_t(i)].data();
-          idx_row_blocks(tiles, nv, [&](int t0, int mr) {
-            pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
-          });
-        }
+    // --- phase 4: conv2 products with indexed weight rows, item `item` of (xi, column panel); the panel of item
+    //     `after` (or -1) comes into L2 meanwhile ---
+    const auto panel_at = [&](int item) { return U2 + item / panels2 * u2_xi + std::ptrdiff_t(item % panels2 * detail::panel_w) * co; };
+    const auto panel_nv = [&](int item) { return std::min(detail::ukr_nv, (coutp - item % panels2 * detail::panel_w) / vw); };
+    const auto conv2_item = [&](int item, int after) {
+      const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
+      const float* panel = panel_at(item);  // co rows x nv * vw
+      // The next panel goes to L2 while this one is used, a share of its lines per sample: the samples'
+      // first reads of it would otherwise each wait on memory.
+      const float* next = after >= 0 ? panel_at(after) : nullptr;
+      const std::size_t next_bytes = after >= 0 ? sizeof(float) * co * panel_nv(after) * vw : 0;
+      // A sample on its own that uses few of the rows takes only its open rows of the next panel (the whole
+      // panel would be up to 4x the lines from L3).
+      const bool own_rows = c1 - c0 == 1 && 2 * cnt[c0] < co && after >= 0;
+      if (own_rows) {
+        const int nv_next = panel_nv(after);
+        for (const int r : lists[std::size_t(c0)])
+          for (int l = 0; l < nv_next * vw; l += 64 / int(sizeof(float))) __builtin_prefetch(next + std::ptrdiff_t(r) * nv_next * vw + l, 0, 2);
+      }
+      for (int i = c0; i < c1; ++i) {
+        if (!own_rows) prefetch_share(next, next_bytes, i - c0, c1 - c0);
+        const int c = cnt[i], ld = ldn[i];
+        if (c == 0) continue;
+        const float* a = V2 + xi * comp_xi + off[i];
+        float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
+        const int* idx = lists[std::size_t(i)].data();
+        idx_row_blocks(tiles, nv, [&](int t0, int mr) {
+          pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
+        });
       }
     };
-    // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1); the last one's transpose
-    //     brings x[ahead] (a sample index, or -1) into L2 ---
-    const auto conv2_output = [&](int i0, int i1, int ahead) {
+    // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1), then sample `after` (or -1),
+    //     whose data the last one's transpose brings into L2 ---
+    const auto conv2_output = [&](int i0, int i1, int after) {
       for (int i = i0; i < i1; ++i) {
         // Into L2 meanwhile: in the shared batch the next sample's M2 (a share per tile row) and residual (during
-        // the transpose), both read from memory; else, after the chunk's last sample, x[ahead].
-        const bool prefetch_next = whole_batch && i + 1 < i1;
-        const float* pf = i + 1 == i1 && ahead >= 0 ? x + std::ptrdiff_t(ahead) * ci * in_plane : nullptr;
+        // the transpose), both read from memory; else, after the chunk's last sample, x[after].
+        const int next = i + 1 < i1 ? i + 1 : after;
+        const bool prefetch_next = whole_batch && next >= 0;
+        const float* pf = i + 1 == i1 && after >= 0 ? x + std::ptrdiff_t(after) * ci * in_plane : nullptr;
         std::size_t pf_bytes = pf ? sizeof(float) * ci * in_plane : 0;
         if (prefetch_next) {
-          pf = fused_sc ? rbuf + std::size_t(i + 1 - c0) * res_floats : tail.residual + std::ptrdiff_t(i + 1) * co * plane;
+          pf = fused_sc ? rbuf + std::size_t(next - c0) * res_floats : tail.residual + std::ptrdiff_t(next) * co * plane;
           pf_bytes = sizeof(float) * (fused_sc ? res_floats : std::size_t(co) * plane);
         }
         float* on = o + std::ptrdiff_t(i) * co * plane;
@@ -1143,7 +1169,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         if (cnt[i] == 0) std::fill(obuf, obuf + plane * coutp, 0.f);
         for (int r = 0; r < g2full.th && cnt[i] > 0; ++r) {
           for (int xi = 0; xi < X && prefetch_next; ++xi)
-            prefetch_share(M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i + 1 - c0) * tiles * mld2, sizeof(float) * tiles * mld2, r, g2full.th);
+            prefetch_share(M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(next - c0) * tiles * mld2, sizeof(float) * tiles * mld2, r, g2full.th);
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
                                   std::ptrdiff_t(m2_xi), mld2, g2full);
         }
@@ -1158,37 +1184,39 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     if (whole_batch) {
       c1 = n;
       comp_xi = detail::padded_ld(int(off[n]));
-      long lo, hi;
-      split_range(n, nt, tid, lo, hi);
-      conv1_input(int(lo), int(hi));
+      const auto even = [&](long total) { return [=](int t, long& lo, long& hi) { split_range(total, nt, t, lo, hi); }; };
+      const auto samples = [&](auto phase) { return [&, phase](long i, long next) { phase(int(i), int(i) + 1, int(next)); }; };
+      take_units(taken[0].get(), nt, tid, even(n), samples(conv1_input));
       detail::stream_fence();
 #pragma omp barrier
-      if (packed1) conv1_products(int(lo), int(hi), 0, 2 * X);
-      else conv1_products(0, n, 2 * X * tid / nt, 2 * X * (tid + 1) / nt);
+      if (packed1) {  // samples split evenly: each xi's open rows serve a thread's samples in turn
+        long lo, hi;
+        split_range(n, nt, tid, lo, hi);
+        conv1_products(int(lo), int(hi), 0, 2 * X);
+      } else {
+        take_units(taken[1].get(), nt, tid, even(2 * X), [&](long q, long) { conv1_products(0, n, int(q), int(q) + 1); });
+      }
 #pragma omp barrier
-      work_range(nt, tid, lo, hi);
-      conv2_input(int(lo), int(hi));
+      take_units(taken[2].get(), nt, tid, [&](int t, long& lo, long& hi) { work_range(nt, t, lo, hi); }, samples(conv2_input));
       detail::stream_fence();
 #pragma omp barrier
-      split_range(long(X) * panels2, nt, tid, lo, hi);
-      conv2_products(int(lo), int(hi));
+      take_units(taken[3].get(), nt, tid, even(long(X) * panels2), [&](long q, long next) { conv2_item(int(q), int(next)); });
       detail::stream_fence();
 #pragma omp barrier
-      split_range(n, nt, tid, lo, hi);
-      conv2_output(int(lo), int(hi), -1);
+      take_units(taken[4].get(), nt, tid, even(n), samples(conv2_output));
     } else {
       // The next chunk is claimed as this one starts, so that its first input sample can come into L2 during this
       // chunk's output transpose (x is otherwise read from memory by conv1's input copy).
       for (c0 = next.fetch_add(chunk); c0 < n;) {
         const int c_next = next.fetch_add(chunk);
         c1 = std::min(n, c0 + chunk);
-        conv1_input(c0, c1);
+        conv1_input(c0, c1, -1);
         off[c0] = 0;
         for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
         comp_xi = detail::padded_ld(int(off[c1]));
         conv1_products(c0, c1, 0, 2 * X);
-        conv2_input(c0, c1);
-        conv2_products(0, X * panels2);
+        conv2_input(c0, c1, -1);
+        for (int q = 0; q < X * panels2; ++q) conv2_item(q, q + 1 < X * panels2 ? q + 1 : -1);
         conv2_output(c0, c1, c_next < n ? c_next : -1);
         c0 = c_next;
       }
