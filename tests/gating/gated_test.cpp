@@ -266,12 +266,13 @@ TEST_CASE("float eval: the fused shortcut's prepared weights follow the downsamp
 
 TEST_CASE("float eval: the gate run inside the kernel equals the gate's own forward", "[gating]") {
   // Where the kernel runs one sample at a time (34x34 maps, 17x17 outputs) it computes the gate from its own
-  // copy of x: the same logits up to rounding, the same open channels and output; a forced mask still decides.
+  // copy of x (its channel sums, taken as it transposes x, a last part-full group of 16 channels included): the
+  // same logits up to rounding, the same open channels and output; a forced mask still decides.
   struct geometry {
     int c_in, c_out, stride, hw;
   };
   const int threads_before = num_threads();
-  const geometry shapes[] = {{16, 16, 1, 34}, {16, 32, 2, 34}, {48, 48, 1, 17}};
+  const geometry shapes[] = {{16, 16, 1, 34}, {16, 32, 2, 34}, {48, 48, 1, 17}, {24, 32, 2, 34}, {40, 40, 1, 17}};
   for (int threads : {1, 2})
     for (const auto& g : shapes) {
       set_num_threads(threads);

@@ -281,10 +281,10 @@ inline reg realign(reg prev, reg cur, int s) {  // both rotated by s lanes, then
 }  // namespace blk
 #endif
 
-// dst[j][i] = / += src[i][j], i < rows, j < cols.
+// dst[j][i] = / += src[i][j], i < rows, j < cols; with sums, also sums[i] += the sum over j of src[i][j].
 template <class T>
 inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t lds, int rows, int cols,
-                      bool accumulate) {
+                      bool accumulate, T* sums = nullptr) {
 #if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) {
     // vw x vw blocks in registers. Edge blocks (the 17-, 9- and 5-wide rows of the CIFAR maps) load and store
@@ -296,11 +296,14 @@ inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t l
         blk::reg r[vw];
         for (int k = 0; k < vw; ++k) r[k] = k < nr ? blk::load_first(src + (i0 + k) * lds + j0, nc) : vf(0.f);
         blk::transpose(r);
+        vf sum(0.f);
         for (int k = 0; k < nc; ++k) {  // r[k] is now column j0 + k
           float* d = dst + (j0 + k) * ldd + i0;
+          if (sums) sum += vf(r[k]);
           if (accumulate) r[k] = blk::load_first(d, nr) + vf(r[k]);
           blk::store_lanes(d, 0, nr, r[k]);
         }
+        if (sums) blk::store_lanes(sums + i0, 0, nr, blk::load_first(sums + i0, nr) + sum);
       }
     }
     return;
@@ -311,6 +314,7 @@ inline void transpose(T* dst, std::ptrdiff_t ldd, const T* src, std::ptrdiff_t l
       T v = src[i * lds + j];
       T& d = dst[j * ldd + i];
       d = accumulate ? d + v : v;
+      if (sums) sums[i] += v;
     }
 }
 
@@ -722,9 +726,10 @@ inline wino_geom make_geom(int n, int cin, int h, int w, int cout, int oh, int o
 }
 
 // Channels-last copy of the input rows needed by tile rows [r0, r1): per image segment, padded rows
-// m*a .. m*b+1, pcols columns, cinp channels, zero outside the image. Returns per-tile-row row pointers.
+// m*a .. m*b+1, pcols columns, cinp channels, zero outside the image. Returns per-tile-row row pointers. sums:
+// if given, sums[k] += channel k's sum over the positions copied.
 inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, const wino_geom& g, long r0,
-                            long r1) {
+                            long r1, float* sums = nullptr) {
   const int pc = g.pcols();
   const std::ptrdiff_t rs = std::ptrdiff_t(pc) * g.cinp;  // one padded row
   float* dst = buf;
@@ -754,7 +759,7 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
         if (iy < 0 || iy >= g.h || c_hi <= c_lo) continue;
         transpose(dst + q * rs + std::ptrdiff_t(c_lo) * g.cinp + k0, g.cinp,
                   src + std::ptrdiff_t(k0) * g.h * g.w + std::ptrdiff_t(iy) * g.w + (c_lo - g.pw), std::ptrdiff_t(g.h) * g.w,
-                  std::min(16, g.cin - k0), c_hi - c_lo, false);
+                  std::min(16, g.cin - k0), c_hi - c_lo, false, sums ? sums + k0 : nullptr);
       }
     for (int t = a; t < b; ++t) row_ptr[r - r0 + (t - a)] = dst + std::ptrdiff_t(g.m * (t - a)) * rs;
     dst += rs * nprow;
@@ -1276,8 +1281,8 @@ inline direct_geom make_direct_geom(const conv2d_params& p) {
 
 // x image [cin][h][w] -> phase-split, channels-last, zero-padded xb. tmp: 16 w floats. The image writes
 // the same positions of xb whatever its values, so a buffer packed before with the same geometry needs no
-// zeroing (zero = false): its padding is still zero.
-inline void direct_pack_input(float* xb, float* tmp, const float* x, const direct_geom& g, bool zero = true) {
+// zeroing (zero = false): its padding is still zero. sums: as wino_pack_input's.
+inline void direct_pack_input(float* xb, float* tmp, const float* x, const direct_geom& g, bool zero = true, float* sums = nullptr) {
   if (zero) std::memset(xb, 0, sizeof(float) * g.img_floats());
   const int rows = std::min(g.h, g.prow_p * g.sh - g.ph);
   const std::ptrdiff_t plane = std::ptrdiff_t(g.h) * g.w;
@@ -1287,10 +1292,10 @@ inline void direct_pack_input(float* xb, float* tmp, const float* x, const direc
       const int r = iy + g.ph;
       const float* src = x + k0 * plane + std::ptrdiff_t(iy) * g.w;
       if (g.sh == 1 && g.sw == 1) {
-        transpose(xb + (std::ptrdiff_t(r) * g.pcol + g.pw) * g.cinp + k0, g.cinp, src, plane, kc, g.w, false);
+        transpose(xb + (std::ptrdiff_t(r) * g.pcol + g.pw) * g.cinp + k0, g.cinp, src, plane, kc, g.w, false, sums ? sums + k0 : nullptr);
         continue;
       }
-      transpose(tmp, 16, src, plane, kc, g.w, false);
+      transpose(tmp, 16, src, plane, kc, g.w, false, sums ? sums + k0 : nullptr);
       for (int ix = 0; ix < g.w; ++ix) {
         const int c = ix + g.pw;
         float* d = xb + std::ptrdiff_t((r % g.sh) * g.sw + c % g.sw) * std::ptrdiff_t(g.phase_floats()) +

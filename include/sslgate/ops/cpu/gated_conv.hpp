@@ -31,7 +31,7 @@
 //     sample's rows of its input (V1) while it computes the current one; likewise each thread brings its next
 //     sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
 //   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
-//     sums of conv1's own copy of each sample (gate_fn): x is read once for both;
+//     sums that conv1's copy of each sample takes as it transposes x (gate_fn): x is read once for both;
 //   * the block's output is written with non-temporal stores (transpose_down, AVX-512 or AVX2): no line of it is read
 //     for ownership first.
 //   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
@@ -686,26 +686,12 @@ inline int sample_tiles(const block_params& p) {
 }
 inline constexpr int per_sample_tiles = 25;
 
-// The gate computed inside gated_block_forward, from its own channels-last copy of each sample of x (a pass
-// over x saved): sample i's channel means of x (c_in values) -> its open output channels, increasing. Called
-// from the kernel's threads, for one sample at a time.
+// The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
+// of x takes as it goes (a pass over x saved): sample i's channel means of x (c_in values) -> its open output
+// channels, increasing. Called from the kernel's threads, for one sample at a time.
 using gate_fn = std::function<void(int sample, const float* means, std::vector<int>& open)>;
 // Whether gated_block_forward takes a gate_fn for this block: where samples run one at a time.
 inline bool fuses_gate(const block_params& p) { return sample_tiles(p) >= per_sample_tiles; }
-
-// sums[k] = the sum of channel k over count positions of a channels-last buffer (ld floats per position, a
-// multiple of vw; k < ld).
-inline void channel_sums(float* sums, const float* buf, std::ptrdiff_t count, int ld) {
-  constexpr int V = 8;  // independent accumulators
-  for (int k0 = 0; k0 < ld; k0 += V * vw) {
-    const int nv = std::min(V, (ld - k0) / vw);
-    vf acc[V];
-    for (vf& a : acc) a = vf(0.f);
-    for (std::ptrdiff_t q = 0; q < count; ++q)
-      for (int v = 0; v < nv; ++v) acc[v] += vf::load_aligned(buf + q * ld + k0 + v * vw);
-    for (int v = 0; v < nv; ++v) acc[v].store_unaligned(sums + k0 + v * vw);
-  }
-}
 
 // Whether gated_block_forward can compute the block's 1x1 downsample (stride p.stride, no padding) itself:
 // with stride 2 conv1 runs direct, and its centre tap reads exactly the 1x1 conv's input, x[2y][2x].
@@ -922,14 +908,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int i = i0; i < i1; ++i) {
         const int next = i + 1 < i1 ? i + 1 : after;
         const float* xi = x + std::ptrdiff_t(i) * ci * in_plane;
-        if (gate) {  // the copies' padding is zero: the sums over all their positions are the channel sums
+        if (gate) {  // the channel sums come with the copy, from the vectors it transposes
+          std::fill(means.begin(), means.end(), 0.f);
           if (wino1) {
-            detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
-            channel_sums(means.data(), xbuf, std::ptrdiff_t(m * g1.th + 2) * pc1, cinp);
+            detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th, means.data());
           } else {
-            detail::direct_pack_input(x1buf, ybuf, xi, dg, !x1buf_zeroed);
+            detail::direct_pack_input(x1buf, ybuf, xi, dg, !x1buf_zeroed, means.data());
             x1buf_zeroed = true;
-            channel_sums(means.data(), x1buf, std::ptrdiff_t(dg.img_floats() / cinp), cinp);
           }
           for (float& v : means) v /= float(in_plane);
           gate(i, means.data(), lists[std::size_t(i)]);
