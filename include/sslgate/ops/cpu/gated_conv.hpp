@@ -42,7 +42,6 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -809,10 +808,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     }
   };
 
-  // The shared batch's phases: a flag per unit of work (samples, or the products' items), see take_units.
+  // The shared batch's five phases: a flag per unit of work (samples, or the products' items), see take_units;
+  // phase k's flags from taken + k * units.
   const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);  // conv2's items per xi
-  std::unique_ptr<std::atomic<bool>[]> taken[5];
-  for (int k = 0; k < 5 && whole_batch; ++k) taken[k].reset(new std::atomic<bool>[std::size_t(std::max(n, 2 * X * panels2))]());
+  const std::size_t units = std::size_t(std::max(n, 2 * X * panels2));
+  std::vector<std::atomic<bool>> taken(whole_batch ? 5 * units : 0);
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
   std::atomic<int> next{0};
@@ -1171,7 +1171,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       comp_xi = detail::padded_ld(int(off[n]));
       const auto even = [&](long total) { return [=](int t, long& lo, long& hi) { split_range(total, nt, t, lo, hi); }; };
       const auto samples = [&](auto phase) { return [&, phase](long i, long next) { phase(int(i), int(i) + 1, int(next)); }; };
-      take_units(taken[0].get(), nt, tid, even(n), samples(conv1_input));
+      take_units(taken.data(), nt, tid, even(n), samples(conv1_input));
       detail::stream_fence();
 #pragma omp barrier
       if (packed1) {  // samples split evenly: each xi's open rows serve a thread's samples in turn
@@ -1179,16 +1179,16 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         split_range(n, nt, tid, lo, hi);
         conv1_products(int(lo), int(hi), 0, 2 * X);
       } else {
-        take_units(taken[1].get(), nt, tid, even(2 * X), [&](long q, long) { conv1_products(0, n, int(q), int(q) + 1); });
+        take_units(taken.data() + units, nt, tid, even(2 * X), [&](long q, long) { conv1_products(0, n, int(q), int(q) + 1); });
       }
 #pragma omp barrier
-      take_units(taken[2].get(), nt, tid, [&](int t, long& lo, long& hi) { work_range(nt, t, lo, hi); }, samples(conv2_input));
+      take_units(taken.data() + 2 * units, nt, tid, [&](int t, long& lo, long& hi) { work_range(nt, t, lo, hi); }, samples(conv2_input));
       detail::stream_fence();
 #pragma omp barrier
-      take_units(taken[3].get(), nt, tid, even(long(X) * panels2), [&](long q, long next) { conv2_item(int(q), int(next)); });
+      take_units(taken.data() + 3 * units, nt, tid, even(long(X) * panels2), [&](long q, long next) { conv2_item(int(q), int(next)); });
       detail::stream_fence();
 #pragma omp barrier
-      take_units(taken[4].get(), nt, tid, even(n), samples(conv2_output));
+      take_units(taken.data() + 4 * units, nt, tid, even(n), samples(conv2_output));
     } else {
       // The next chunk is claimed as this one starts, so that its first input sample can come into L2 during this
       // chunk's output transpose (x is otherwise read from memory by conv1's input copy).
