@@ -62,7 +62,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_out, g_res, g_res_batch, g_count };
+enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_res, g_res_batch, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -780,11 +780,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   const auto g1 = detail::make_geom(1, ci, p.h, p.w, co, oh, ow, 1, 1, m);  // conv1 Winograd (stride 1: oh = h)
   const auto dg = detail::make_direct_geom(conv2d_params{1, ci, p.h, p.w, co, 3, 3, p.stride, p.stride, 1, 1});
 
-  // The shared chunk's buffers and its samples' offsets in an xi slice of M1 / V2. conv2's products M2 take the
-  // memory of conv1's transformed input V1, dead once conv1's products are done: the smaller footprint keeps
-  // more of it in cache (in-process pairs at d 0.25: 64@34, 128@17 and 256@9 1-2.6% faster, 512@5 a tie).
+  // The shared chunk's buffers and its samples' offsets in an xi slice of M1 / V2. Buffers whose uses do not
+  // overlap share memory, so that less of it leaves the cache between uses: conv2's products M2 take conv1's
+  // transformed input V1 (dead once conv1's products are done), and each sample's conv2 transformed input V2
+  // its conv1 products M1 (read whole before V2 is written, at the same offsets). Measured in
+  // docs/benchmarks.md (gated BasicBlock, 12:40 and 13:00).
   const std::size_t v1m2_floats = std::max<std::size_t>(wino1 ? X * v1_xi : 0, X * m2_xi);
-  const std::size_t chunk_floats = v1m2_floats + 2 * comp_max;
+  const std::size_t chunk_floats = v1m2_floats + comp_max;
   float* const batch_buf = whole_batch ? gscratch(g_batch).get<float>(chunk_floats) : nullptr;
   std::vector<std::size_t> batch_off(whole_batch ? std::size_t(n) + 1 : 0);
   for (int i = 0; whole_batch && i < n; ++i) batch_off[std::size_t(i) + 1] = batch_off[std::size_t(i)] + std::size_t(tiles) * ldn[i];
@@ -853,18 +855,19 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int k = 0; k < cinp; ++k)
           U3[detail::panel_at(cinp, coutp, k, int(c))] = c < co && k < ci ? tail.shortcut_w[c * ci + k] * tail.rs(int(c)) : 0.f;
     }
-    // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's); x1buf, the
-    // direct conv1's packed input; hbuf, the direct conv1's output, channels-last; obuf, a sample's conv2
-    // output, channels-last; rbuf, the fused shortcut's output; keep, the lanes below |A_n|.
+    // Per-thread buffers: xbuf, padded channels-last input rows (conv1's, Winograd, then conv2's), then a
+    // sample's conv2 output, channels-last (obuf); x1buf, the direct conv1's packed input; hbuf, the direct
+    // conv1's output, channels-last; rbuf, the fused shortcut's output; keep, the lanes below |A_n|.
     const int pc1 = g1.pcols(), pc2 = g2full.pcols();
-    float* xbuf = gscratch(g_t0).get<float>(std::max<std::size_t>(wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
-                                                                   std::size_t(m * g2full.th + 4) * pc2 * coutp));
+    float* xbuf = gscratch(g_t0).get<float>(std::max({wino1 ? std::size_t(m * g1.th + 4) * pc1 * cinp : 0,
+                                                      std::size_t(m * g2full.th + 4) * pc2 * coutp,
+                                                      std::size_t(m) * g2full.th * ow * coutp}));
     float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
     bool x1buf_zeroed = false;  // its padding zeroed by this call (direct_pack_input)
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
     float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * plane);
-    float* obuf = gscratch(g_out).get<float>(std::size_t(m) * g2full.th * ow * coutp);
+    float* const obuf = xbuf;  // xbuf is dead once conv2's input transform is done
     float* rbuf = !fused_sc ? nullptr : whole_batch ? res_batch : gscratch(g_res).get<float>(std::size_t(chunk) * res_floats);
     std::vector<float> shift(static_cast<std::size_t>(coutp));
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
@@ -893,7 +896,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* const V1 = whole_batch ? batch_buf : gscratch(g_chunk).get<float>(chunk_floats);
     float* const M2 = V1;
     float* const M1 = M2 + v1m2_floats;
-    float* const V2 = M1 + comp_max;
+    float* const V2 = M1;
     int c0 = 0, c1 = 0;
     std::ptrdiff_t comp_xi = 0;
     const bool packed1 = wino1 && tiles * 8 > ci;
