@@ -30,6 +30,9 @@
 //     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
 //     sample's rows of its input (V1) while it computes the current one; likewise each thread brings its next
 //     sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
+//   * buffers whose uses do not overlap share memory (conv2's products and conv1's transformed input; conv2's
+//     transformed input and conv1's products; the output rows and the padded input rows), so that less of
+//     them leaves the cache between uses;
 //   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
 //     sums that conv1's copy of each sample takes as it transposes x (gate_fn): x is read once for both;
 //   * the block's output is written with non-temporal stores (transpose_down, AVX-512 or AVX2): no line of it is read
