@@ -33,6 +33,8 @@
 //   * buffers whose uses do not overlap share memory (conv2's products and conv1's transformed input; conv2's
 //     transformed input and conv1's products; the output rows and the padded input rows), so that less of
 //     them leaves the cache between uses;
+//   * where a sample runs on its own with few open channels for its tiles, conv1 and conv2 run in bands of tile rows
+//     over its open weight rows packed once, so that its transform-domain data stays in L2 (band_rows);
 //   * where samples run one at a time (many tiles), the gate is computed in the kernel too, from the channel
 //     sums that conv1's copy of each sample takes as it transposes x (gate_fn): x is read once for both;
 //   * the block's output is written with non-temporal stores (transpose_down, AVX-512 or AVX2): no line of it is read
@@ -687,6 +689,16 @@ inline int sample_tiles(const block_params& p) {
   return ((p.oh() + m - 1) / m) * ((p.ow() + m - 1) / m);
 }
 inline constexpr int per_sample_tiles = 25;
+// A sample on its own whose open channels (rounded up to whole vectors) are at most 1 / band_open_ratio of its
+// tiles runs conv1 (packed form) and conv2 in bands of band_rows tile rows. Its open weight rows of every transform
+// point are packed (conv1) or gathered (conv2) once, X x cin x ld floats that stay in L2; then band by band, the
+// input transform and conv1's products, or conv2's products and output transform, so that the transformed input
+// and conv2's products (746 KB each per sample at 64@34) no longer go through L3 between them. Measured at 64@34,
+// gated / dense in separate processes, 8-14 each: d 0.25 0.357 -> 0.342 (conv1), then 0.344 -> 0.338 (conv2);
+// d 0.1 0.292 -> 0.270 -> 0.258; d 0.5 0.515 -> 0.497, then a tie. Banded whatever their open channels, samples at
+// d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2. Two tile rows per band:
+// 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
+inline constexpr int band_rows = 1, band_open_ratio = 2;
 
 // The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
 // of x takes as it goes (a pass over x saved): sample i's channel means of x (c_in values) -> its open output
@@ -877,11 +889,18 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     std::vector<xsimd::batch_bool<float>> keep(static_cast<std::size_t>(coutp / vw));
     const reg_block db = dot_block(tiles);
     std::vector<const float*> ap(dot_r), bp(dot_c);
-    std::vector<int> iota(std::size_t(std::max(ci, 1)));
+    std::vector<int> iota(std::size_t(std::max(ci, co)));
     std::iota(iota.begin(), iota.end(), 0);
-    // conv1's packed panel (phase 2, packed form): ld <= coutp columns, cinp rows; pack_rows's scratch.
-    float* rows = gscratch(g_part).get<float>(2 * std::size_t(coutp) * cinp);
-    float* panel = rows + std::size_t(coutp) * cinp;
+    // conv1's packed panel (phase 2, packed form): ld <= coutp columns, cinp rows; pack_rows's scratch. In bands,
+    // X panels: conv1's, then conv2's gathered rows.
+    const bool packed1 = wino1 && tiles * 8 > ci;
+    const bool bands1 = packed1 && !whole_batch && chunk == 1 && g1.th > band_rows;
+    const bool bands2 = !whole_batch && chunk == 1 && g2full.th > band_rows;
+    const auto banded1 = [&](int i) { return bands1 && band_open_ratio * ldn[i] <= tiles; };
+    const auto banded2 = [&](int i) { return bands2 && band_open_ratio * ldn[i] <= tiles; };
+    const std::size_t panel_floats = std::size_t(coutp) * std::max(cinp, coutp);
+    float* rows = gscratch(g_part).get<float>((bands1 || bands2 ? X + 1 : 2) * panel_floats);
+    float* panel = rows + panel_floats;
     std::vector<const float*> open_rows(static_cast<std::size_t>(coutp));
     // The direct conv1 (stride 2): the taps' input offsets; with many output positions, a sample's open rows of
     // W1p in column panels (9 cinp rows each) and the panels' pack scratch.
@@ -903,7 +922,6 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* const V2 = M1;
     int c0 = 0, c1 = 0;
     std::ptrdiff_t comp_xi = 0;
-    const bool packed1 = wino1 && tiles * 8 > ci;
 #pragma omp barrier
     // --- phase 1: conv1's copy of the input (channels-last: Winograd rows, or the direct conv1's phases), the
     //     gate on its channel means (with gate), conv1's input transform (Winograd); samples [i0, i1), then
@@ -932,6 +950,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
         if (!wino1 || cnt[i] == 0) continue;
         if (!gate) detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th);
+        if (banded1(i)) continue;  // conv1_bands transforms it
         // In the shared batch, the next sample of this thread comes into L2 meanwhile, a share per tile row.
         const bool prefetch_next = whole_batch && next >= 0;
         for (int r = 0; r < g1.th; ++r) {
@@ -943,19 +962,68 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // conv1's dot form for a sample's open channels [j_lo, j_hi) at one transform point: m1, its rows (ld floats per
     // tile); vbase, its transformed input rows; ubase, the point's weights. a_bytes of a_next come into L2
     // meanwhile, a share per column block.
-    const auto dot_products = [&](float* m1, int ld, const float* vbase, const float* ubase, const std::vector<int>& A, int j_lo,
+    const auto dot_products = [&](float* m1, int ld, const float* vbase, int nt, const float* ubase, const std::vector<int>& A, int j_lo,
                                   int j_hi, const float* a_next, std::size_t a_bytes) {
       const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
       for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
         const int cc = std::min(db.cols, j_hi - j0);
         for (int k = 0; k < cc; ++k) bp[k] = ubase + std::ptrdiff_t(A[std::size_t(j0 + k)]) * u1_ld;
         prefetch_share(a_next, a_bytes, b, blocks);
-        for (int t0 = 0; t0 < tiles; t0 += db.rows) {
-          const int rr = std::min(db.rows, tiles - t0);
+        for (int t0 = 0; t0 < nt; t0 += db.rows) {
+          const int rr = std::min(db.rows, nt - t0);
           for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
           pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 1, one_segment, 0);
         }
       }
+    };
+    // conv1's packed form of sample i at transform point xi. pack_open: its open rows of U1[xi] into panel (pair
+    // form, or whole vectors of channels; the next xi's rows come into L2 meanwhile: the pack would otherwise wait
+    // on L3 for each of them, pointer-chased rows the hardware prefetcher does not follow); packed_products: the
+    // products of nt tiles (rows of vld floats from vbase) into m1, a short last vector in the dot form.
+    // Without AVX-512 there is no pair form (pair_open is then false).
+#if defined(__AVX512F__)
+    const auto pair_open = [&](int i) { return cnt[i] <= pair_nv_max * 8; };
+#else
+    const auto pair_open = [](int) { return false; };
+#endif
+    const auto short_tail = [&](int i) { return cnt[i] % vw <= dot_tail_max ? cnt[i] % vw : 0; };
+    const auto pack_open = [&](float* panel, int i, int xi) {
+      const auto& A = lists[std::size_t(i)];
+      const int c = cnt[i];
+      const float* ubase = U1 + xi * u1_xi;
+      for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
+      if (xi + 1 < X)
+        for (int j = 0; j < c; ++j)
+          for (int l = 0; l < cinp; l += 64 / int(sizeof(float))) __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
+#if defined(__AVX512F__)
+      if (pair_open(i)) return pack_pairs(panel, (c + 7) / 8 * 8, open_rows.data(), c, cinp / 2);
+#endif
+      const int cp = c - short_tail(i);
+      if (cp > 0) pack_rows(panel, int(round_up(cp, vw)), open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
+    };
+    const auto packed_products = [&](float* m1, int ld, const float* vbase, int nt, const float* panel, int i, int xi) {
+      const int c = cnt[i];
+#if defined(__AVX512F__)
+      // Few open channels: the pair form (in-process pairs, 150 each way: the 64@34 block 0.93-0.95 of the time at
+      // densities 0.1 and 0.25, 0.99 at 0.5; 128@17 0.98-1.04, as at 0.5, where no sample takes it).
+      if (pair_open(i)) {
+        const int nv = (c + 7) / 8;
+        return row_blocks(nt, pair_mr(nv), true, [&](int t0, int mr) {
+          pick_pair(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 1) / 2);
+        });
+      }
+#endif
+      // Whole vectors of channels in the packed form, a short last one (dot_tail_max) in the dot form.
+      const int tail = short_tail(i), cp = c - tail, ldp = int(round_up(cp, vw));
+      for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
+        const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
+        idx_row_blocks(nt, nv, [&](int t0, int mr) {
+          pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ldp, iota.data(), ci);
+        });
+      }
+      if (tail == 0) return;
+      for (int t = 0; t < nt; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
+      dot_products(m1, ld, vbase, nt, U1 + xi * u1_xi, lists[std::size_t(i)], cp, c, nullptr, 0);
     };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
     //     the packed form takes both halves of an item's xi at once ---
@@ -967,43 +1035,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       if (packed1) {
         for (int xi = q_lo / 2; xi < q_hi / 2; ++xi)
           for (int i = i0; i < i1; ++i) {
-            const auto& A = lists[std::size_t(i)];
-            const int c = cnt[i], ld = ldn[i];
-            if (c == 0) continue;
-            float* m1 = M1 + xi * comp_xi + off[i];
-            const float* vbase = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
-            const float* ubase = U1 + xi * u1_xi;
-            for (int j = 0; j < c; ++j) open_rows[std::size_t(j)] = ubase + std::ptrdiff_t(A[std::size_t(j)]) * u1_ld;
-            // The next xi's open rows go to L2 while these products run: the pack would otherwise wait on L3
-            // for each of them (pointer-chased rows the hardware prefetcher does not follow).
-            if (xi + 1 < q_hi / 2)
-              for (int j = 0; j < c; ++j)
-                for (int l = 0; l < cinp; l += 64 / int(sizeof(float)))
-                  __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
-#if defined(__AVX512F__)
-            // Few open channels: the pair form (in-process pairs, 150 each way: the 64@34 block 0.93-0.95 of the
-            // time at densities 0.1 and 0.25, 0.99 at 0.5; 128@17 0.98-1.04, as at 0.5, where no sample takes it).
-            if (c <= pair_nv_max * 8) {
-              const int nv = (c + 7) / 8;
-              pack_pairs(panel, nv * 8, open_rows.data(), c, cinp / 2);
-              row_blocks(tiles, pair_mr(nv), true, [&](int t0, int mr) {
-                pick_pair(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 1) / 2);
-              });
-              continue;
-            }
-#endif
-            // Whole vectors of channels in the packed form, a short last one (dot_tail_max) in the dot form.
-            const int tail = c % vw <= dot_tail_max ? c % vw : 0, cp = c - tail, ldp = int(round_up(cp, vw));
-            if (cp > 0) pack_rows(panel, ldp, open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
-            for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
-              const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
-              idx_row_blocks(tiles, nv, [&](int t0, int mr) {
-                pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ldp, iota.data(), ci);
-              });
-            }
-            if (tail == 0) continue;
-            for (int t = 0; t < tiles; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
-            dot_products(m1, ld, vbase, ubase, A, cp, c, nullptr, 0);
+            if (cnt[i] == 0) continue;
+            pack_open(panel, i, xi);
+            packed_products(M1 + xi * comp_xi + off[i], ldn[i], V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1, tiles,
+                            panel, i, xi);
           }
       } else if (wino1) {
         for (int q = q_lo; q < q_hi; ++q)
@@ -1020,8 +1055,23 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             // (they come from memory: the whole batch's V1 is far larger than L2).
             const float* a_next = vbase + std::ptrdiff_t(tiles) * vld1;
             const std::size_t a_bytes = i + 1 < i1 ? sizeof(float) * tiles * vld1 : 0;
-            dot_products(m1, ld, vbase, ubase, A, j_lo, j_hi, a_next, a_bytes);
+            dot_products(m1, ld, vbase, tiles, ubase, A, j_lo, j_hi, a_next, a_bytes);
           }
+      }
+    };
+    // --- phases 1-2 of a sample on its own in the packed form (conv1_input's copy done): every xi's panel of its
+    //     open rows packed first, then the input transform and the products band by band of band_rows
+    //     tile rows, in V1's first floats ---
+    const auto conv1_bands = [&](int i) {
+      if (cnt[i] == 0) return;
+      const int ld = ldn[i];
+      const std::ptrdiff_t pstride = std::ptrdiff_t(cinp) * ld, vb_xi = std::ptrdiff_t(band_rows) * g1.tw * vld1;
+      for (int xi = 0; xi < X; ++xi) pack_open(panel + xi * pstride, i, xi);
+      for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
+        const int nt = std::min(band_rows, g1.th - r0) * g1.tw;
+        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, nt / g1.tw);
+        for (int xi = 0; xi < X; ++xi)
+          packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g1.tw * ld, ld, V1 + xi * vb_xi, nt, panel + xi * pstride, i, xi);
       }
     };
     // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
@@ -1139,6 +1189,36 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         });
       }
     };
+    // --- phases 4-5 of a sample on its own (conv2's products and output transform): its open rows of every
+    //     panel of U2 gathered first (read by index per band, they would come from L3 each time), then band by
+    //     band the products into M2's first floats and their output transform into obuf ---
+    const auto conv2_bands = [&](int i) {
+      const int c = cnt[i], ld = ldn[i];
+      if (c == 0) return;
+      const auto& A = lists[std::size_t(i)];
+      float* w = panel;
+      for (int item = 0; item < X * panels2; ++item) {
+        const int nvw = panel_nv(item) * vw;
+        const float* src = panel_at(item);
+        for (int j = 0; j < c; ++j, w += nvw) std::memcpy(w, src + std::ptrdiff_t(A[std::size_t(j)]) * nvw, sizeof(float) * nvw);
+      }
+      const std::ptrdiff_t mb_xi = std::ptrdiff_t(band_rows) * g2full.tw * mld2;
+      for (int r0 = 0; r0 < g2full.th; r0 += band_rows) {
+        const int rows_b = std::min(band_rows, g2full.th - r0), nt = rows_b * g2full.tw;
+        const float* wp = panel;
+        for (int item = 0; item < X * panels2; ++item) {
+          const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
+          const float* a = V2 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g2full.tw * ld;
+          float* m2 = M2 + xi * mb_xi + n0;
+          idx_row_blocks(nt, nv, [&](int t0, int mr) {
+            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, wp, nv * vw, iota.data(), c);
+          });
+          wp += std::ptrdiff_t(c) * nv * vw;
+        }
+        for (int r = r0; r < r0 + rows_b; ++r)
+          detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + std::ptrdiff_t(r - r0) * g2full.tw * mld2, mb_xi, mld2, g2full);
+      }
+    };
     // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1), then sample `after` (or -1),
     //     whose data the last one's transpose brings into L2 ---
     const auto conv2_output = [&](int i0, int i1, int after) {
@@ -1162,7 +1242,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         // The whole sample channels-last in obuf (tile rows follow one another as the plane's rows), then
         // written out 16 channels at a time.
         if (cnt[i] == 0) std::fill(obuf, obuf + plane * coutp, 0.f);
-        for (int r = 0; r < g2full.th && cnt[i] > 0; ++r) {
+        for (int r = 0; r < g2full.th && cnt[i] > 0 && !banded2(i); ++r) {
           for (int xi = 0; xi < X && prefetch_next; ++xi)
             prefetch_share(M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(next - c0) * tiles * mld2, sizeof(float) * tiles * mld2, r, g2full.th);
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
@@ -1209,9 +1289,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         off[c0] = 0;
         for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
         comp_xi = detail::padded_ld(int(off[c1]));
-        conv1_products(c0, c1, 0, 2 * X);
+        if (banded1(c0)) conv1_bands(c0);
+        else conv1_products(c0, c1, 0, 2 * X);
         conv2_input(c0, c1, -1);
-        for (int q = 0; q < X * panels2; ++q) conv2_item(q, q + 1 < X * panels2 ? q + 1 : -1);
+        if (banded2(c0)) conv2_bands(c0);
+        else
+          for (int q = 0; q < X * panels2; ++q) conv2_item(q, q + 1 < X * panels2 ? q + 1 : -1);
         conv2_output(c0, c1, c_next < n ? c_next : -1);
         c0 = c_next;
       }
