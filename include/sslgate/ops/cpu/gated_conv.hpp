@@ -881,7 +881,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     float* x1buf = wino1 ? nullptr : gscratch(g_x1).get<float>(dg.img_floats());
     bool x1buf_zeroed = false;  // its padding zeroed by this call (direct_pack_input)
     const float** row_ptr = gscratch(g_t1).get<const float*>(std::max(g1.th, g2full.th) + 1);
-    float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp + std::size_t(p.w) * cinp);
+    float* ybuf = gscratch(g_t2).get<float>(16ull * std::max(g1.tw, g2full.tw) * coutp);  // conv1's output rows (Winograd)
     float* hbuf = wino1 ? nullptr : gscratch(g_t3).get<float>(std::size_t(coutp) * plane);
     float* const obuf = xbuf;  // xbuf is dead once conv2's input transform is done
     float* rbuf = !fused_sc ? nullptr : whole_batch ? res_batch : gscratch(g_res).get<float>(std::size_t(chunk) * res_floats);
@@ -941,7 +941,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           if (wino1) {
             detail::wino_pack_input(xbuf, row_ptr, xi, g1, 0, g1.th, means.data());
           } else {
-            detail::direct_pack_input(x1buf, ybuf, xi, dg, !x1buf_zeroed, means.data());
+            detail::direct_pack_input(x1buf, xi, dg, !x1buf_zeroed, means.data());
             x1buf_zeroed = true;
           }
           for (float& v : means) v /= float(in_plane);
@@ -1082,7 +1082,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const auto& A = lists[std::size_t(i)];
         const int c = cnt[i], ld = ldn[i];
         if (!wino1 && (c > 0 || fused_sc) && !gate) {  // with gate, phase 1 packed it (one sample per chunk)
-          detail::direct_pack_input(x1buf, ybuf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
+          detail::direct_pack_input(x1buf, x + std::ptrdiff_t(i) * ci * in_plane, dg, !x1buf_zeroed);
           x1buf_zeroed = true;
         }
         if (fused_sc) {  // the downsample conv: x1buf's centre tap times W3p
