@@ -691,13 +691,13 @@ inline int sample_tiles(const block_params& p) {
 inline constexpr int per_sample_tiles = 25;
 // A sample on its own whose open channels (rounded up to whole vectors) are at most 1 / band_open_ratio of its
 // tiles runs conv1 (packed form) and conv2 in bands of band_rows tile rows. Its open weight rows of every transform
-// point are packed (conv1) or gathered (conv2) once, X x cin x ld floats that stay in L2; then band by band, the
-// input transform and conv1's products, or conv2's products and output transform, so that the transformed input
-// and conv2's products (746 KB each per sample at 64@34) no longer go through L3 between them. Measured at 64@34,
-// gated / dense in separate processes, 8-14 each: d 0.25 0.357 -> 0.342 (conv1), then 0.344 -> 0.338 (conv2);
-// d 0.1 0.292 -> 0.270 -> 0.258; d 0.5 0.515 -> 0.497, then a tie. Banded whatever their open channels, samples at
-// d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2. Two tile rows per band:
-// 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
+// point are packed (conv1: X x c_in x ld floats) or gathered (conv2: X x |A| x c_out) once and stay in L2; then
+// band by band come the input transform and conv1's products, or conv2's products and output transform, so that
+// the transformed input and conv2's products (746 KB each per sample at 64@34) no longer go through L3 between
+// them. Measured at 64@34, gated / dense in separate processes, 8-14 each: d 0.25 0.357 -> 0.342 (conv1), then
+// 0.344 -> 0.338 (conv2); d 0.1 0.292 -> 0.270 -> 0.258; d 0.5 0.515 -> 0.497, then a tie. Banded whatever their
+// open channels, samples at d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2.
+// Two tile rows per band: 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
 inline constexpr int band_rows = 1, band_open_ratio = 2;
 
 // The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
