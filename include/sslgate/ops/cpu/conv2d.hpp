@@ -1294,7 +1294,8 @@ inline void direct_pack_input(float* xb, const float* x, const direct_geom& g, b
   if (zero) std::memset(xb, 0, sizeof(float) * g.img_floats());
   const int rows = std::min(g.h, g.prow_p * g.sh - g.ph);
   const std::ptrdiff_t plane = std::ptrdiff_t(g.h) * g.w;
-  std::vector<std::ptrdiff_t> col_off(static_cast<std::size_t>(g.w));  // pixel ix's place in its row of phases
+  thread_local std::vector<std::ptrdiff_t> col_off;  // pixel ix's place in its row of phases (kept: no allocation per image)
+  col_off.resize(static_cast<std::size_t>(g.w));
   for (int ix = 0; ix < g.w; ++ix) {
     const int c = ix + g.pw;
     col_off[std::size_t(ix)] = std::ptrdiff_t(c % g.sw) * std::ptrdiff_t(g.phase_floats()) + std::ptrdiff_t(c / g.sw) * g.cinp;

@@ -1068,8 +1068,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const std::ptrdiff_t pstride = std::ptrdiff_t(cinp) * ld, vb_xi = std::ptrdiff_t(band_rows) * g1.tw * vld1;
       for (int xi = 0; xi < X; ++xi) pack_open(panel + xi * pstride, i, xi);
       for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
-        const int nt = std::min(band_rows, g1.th - r0) * g1.tw;
-        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, nt / g1.tw);
+        const int rows_b = std::min(band_rows, g1.th - r0), nt = rows_b * g1.tw;
+        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, rows_b);
         for (int xi = 0; xi < X; ++xi)
           packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g1.tw * ld, ld, V1 + xi * vb_xi, nt, panel + xi * pstride, i, xi);
       }
