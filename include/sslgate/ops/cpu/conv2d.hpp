@@ -718,12 +718,11 @@ struct wino_geom {
 // rows in a handful of L1 sets.
 inline std::ptrdiff_t padded_ld(int cp) { return cp % 256 == 0 ? cp + vw : cp; }
 
+// Transform-domain products per channel pair of an oh x ow output in F(m,3) tiles.
+inline long wino_products(int m, int oh, int ow) { return long((oh + m - 1) / m) * ((ow + m - 1) / m) * (m + 2) * (m + 2); }
 // F(3,3) where its tiles need fewer products than F(4,3)'s (the 9x9 and 5x5 maps of the CIFAR ResNets: 225
 // against 324 and 100 against 144 per channel pair; 6x6 too), else F(4,3).
-inline int wino_tile_size(int oh, int ow) {
-  const auto products = [&](int m) { return long((oh + m - 1) / m) * ((ow + m - 1) / m) * (m + 2) * (m + 2); };
-  return products(3) < products(4) ? 3 : 4;
-}
+inline int wino_tile_size(int oh, int ow) { return wino_products(3, oh, ow) < wino_products(4, oh, ow) ? 3 : 4; }
 inline wino_geom make_geom(int n, int cin, int h, int w, int cout, int oh, int ow, int ph, int pw, int m = 4) {
   wino_geom g{n, cin, h, w, cout, oh, ow, ph, pw, (oh + m - 1) / m, (ow + m - 1) / m, 0, 0, m};
   g.cinp = int(round_up(cin, vw));

@@ -39,8 +39,9 @@
 //     sums that conv1's copy of each sample takes as it transposes x (gate_fn): x is read once for both;
 //   * the block's output is written with non-temporal stores (transpose_down, AVX-512 or AVX2): no line of it is read
 //     for ownership first.
-//   * Winograd tiles are the dense conv2d's (F(4,3), or F(3,3) where it needs fewer products: 9x9 and 5x5
-//     maps), so the gated and the dense path do the same transform-domain work per channel pair.
+//   * Winograd tiles: F(3,3) wherever it needs no more products than F(4,3) (tile_size), so the gated path does
+//     the dense conv2d's transform-domain products per channel pair, in 25 transform points rather than 36 where
+//     the two tie (17x17).
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
@@ -682,10 +683,17 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
 #endif
 }
 
-// Winograd tiles of one sample's conv2 output (conv2d's tile size). From per_sample_tiles on, samples run as
-// chunks of one (see gated_block_forward).
+// The kernels' Winograd tile size: F(3,3) wherever its tiles need no more products than F(4,3)'s, which adds the
+// 17x17 maps (900 per channel pair either way) to the dense conv2d's 9x9 and 5x5. There its 25 transform points
+// against 36 mean fewer packs and gathers of a sample's open weight rows, and 36 tiles per sample against 25 fill
+// the products' row blocks better. Measured, in-process pairs, 2 threads, batch 64, F(3,3) / F(4,3) time of the
+// gated block: 128@17 0.91-0.94 at d 0.25, 0.90-0.91 at 0.5 and 0.75, 0.88 at 1; 64->128 s2 0.94-0.97. The dense
+// conv2d keeps F(4,3) at 17x17: F(3,3) took its blocks 1.03-1.08 (128@17) and 1.01-1.05 (64->128 s2) of the time.
+inline int tile_size(int oh, int ow) { return detail::wino_products(3, oh, ow) <= detail::wino_products(4, oh, ow) ? 3 : 4; }
+// Winograd tiles of one sample's conv2 output. From per_sample_tiles on, samples run as chunks of one (see
+// gated_block_forward).
 inline int sample_tiles(const block_params& p) {
-  const int m = detail::wino_tile_size(p.oh(), p.ow());
+  const int m = tile_size(p.oh(), p.ow());
   return ((p.oh() + m - 1) / m) * ((p.ow() + m - 1) / m);
 }
 inline constexpr int per_sample_tiles = 25;
@@ -733,7 +741,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 
   // Transform-domain geometry of one sample (conv1 input side and conv2 both sides share tiles: same oh x ow
   // when conv1 is stride 1; conv2 always works on oh x ow).
-  const int m = detail::wino_tile_size(oh, ow), X = (m + 2) * (m + 2);  // as the dense conv2d picks it
+  const int m = tile_size(oh, ow), X = (m + 2) * (m + 2);
   const auto g2full = detail::make_geom(1, co, oh, ow, co, oh, ow, 1, 1, m);
   const int tiles = g2full.th * g2full.tw;  // per sample, conv2 (and conv1 when stride 1)
   const std::ptrdiff_t vld1 = detail::padded_ld(cinp), mld2 = detail::padded_ld(coutp);
