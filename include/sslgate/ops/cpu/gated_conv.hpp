@@ -784,7 +784,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
   // (1.6 MB and up) outgrows L2: such samples are a chunk each (measured, paired runs: 64@34, 64->128 s2 and
   // 128@17 blocks 5-15% faster at densities 0.25-0.75 than with bigger chunks), run by whichever thread is free
   // without a barrier. With fewer tiles (9x9 maps and smaller) the whole batch is one chunk that the threads
-  // share: the products split by transform point (and output-channel halves or column panels), the transforms
+  // share: the products split by transform point (and parts of the output channels or column panels), the transforms
   // by samples, with a barrier between phases (a thread done with its share takes the ends of the others'). Each
   // weight is then read once per call, by one thread, for all the samples of the batch (measured, batch 64:
   // 128->256 s2, 256@9 and 256->512 s2 5-15% faster than a chunk per thread; one thread: chunks of at least
@@ -837,10 +837,19 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     }
   };
 
+  // conv1's products: packed form (a sample's open weight rows packed into a panel) where a sample has many tiles,
+  // else dot form. The dot form's items in the shared batch: (xi, a part of the output channels), as many parts
+  // as keep each part's slice of U1[xi] within dot_slice_bytes, so that it stays in L2 while every sample uses
+  // it. Measured, in-process pairs, 2 threads, batch 64: 256@9 (278 KB slices) whole took 0.963-0.970 of the
+  // time of halves at d 0.25, 0.98 at 0.5 and 0.75; 512@5 (1.08 MB) whole took 1.01-1.04 of halves'.
+  constexpr std::size_t dot_slice_bytes = std::size_t(768) << 10;
+  const bool packed1 = wino1 && tiles * 8 > ci;
+  const int parts1 = packed1 ? 1 : int((sizeof(float) * std::size_t(u1_xi) + dot_slice_bytes - 1) / dot_slice_bytes);
+
   // The shared batch's five phases: a flag per unit of work (samples, or the products' items), see take_units;
   // phase k's flags from taken + k * units.
   const int panels2 = int((coutp + detail::panel_w - 1) / detail::panel_w);  // conv2's items per xi
-  const std::size_t units = std::size_t(std::max(n, 2 * X * panels2));
+  const std::size_t units = std::size_t(std::max({n, X * parts1, X * panels2}));
   std::vector<std::atomic<bool>> taken(whole_batch ? 5 * units : 0);
   // Otherwise chunks go to whichever thread is free: samples are independent, so the result does not depend on
   // the assignment, and a thread slowed by a shared core no longer holds the other one at the closing barrier.
@@ -901,7 +910,6 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     std::iota(iota.begin(), iota.end(), 0);
     // conv1's packed panel (phase 2, packed form): ld <= coutp columns, cinp rows; pack_rows's scratch. In bands,
     // X panels: conv1's, then conv2's gathered rows.
-    const bool packed1 = wino1 && tiles * 8 > ci;
     const bool bands1 = packed1 && !whole_batch && chunk == 1 && g1.th > band_rows;
     const bool bands2 = !whole_batch && chunk == 1 && g2full.th > band_rows;
     const auto banded1 = [&](int i) { return bands1 && band_open_ratio * ldn[i] <= tiles; };
@@ -1033,15 +1041,15 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int t = 0; t < nt; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
       dot_products(m1, ld, vbase, nt, U1 + xi * u1_xi, lists[std::size_t(i)], cp, c, nullptr, 0);
     };
-    // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, half of the output channels):
-    //     the packed form takes both halves of an item's xi at once ---
+    // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, part of the output channels),
+    //     parts1 per xi ---
     const auto conv1_products = [&](int i0, int i1, int q_lo, int q_hi) {
       // Many tiles per sample: pack the open rows of U1[xi] into a [ci][open] panel (16x16 transposes read
       // straight from the rows) and run the broadcast micro-kernel over the tiles. Few tiles: dot form, no
       // packing, but the sums of each register block reduced at its end. Measured (2 threads, batch 64):
       // packing wins at 81 tiles x 64 channels, ties at 25 x 128, loses at 9 x 256.
       if (packed1) {
-        for (int xi = q_lo / 2; xi < q_hi / 2; ++xi)
+        for (int xi = q_lo; xi < q_hi; ++xi)  // one part per xi
           for (int i = i0; i < i1; ++i) {
             if (cnt[i] == 0) continue;
             pack_open(panel, i, xi);
@@ -1051,7 +1059,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       } else if (wino1) {
         for (int q = q_lo; q < q_hi; ++q)
           for (int i = i0; i < i1; ++i) {
-            const int xi = q / 2, r_lo = q % 2 ? co / 2 : 0, r_hi = q % 2 ? co : co / 2;
+            const int xi = q / parts1, r_lo = co * (q % parts1) / parts1, r_hi = co * (q % parts1 + 1) / parts1;
             const auto& A = lists[std::size_t(i)];
             const int ld = ldn[i];
             const int j_lo = int(std::lower_bound(A.begin(), A.end(), r_lo) - A.begin());
@@ -1275,9 +1283,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       if (packed1) {  // samples split evenly: each xi's open rows serve a thread's samples in turn
         long lo, hi;
         split_range(n, nt, tid, lo, hi);
-        conv1_products(int(lo), int(hi), 0, 2 * X);
+        conv1_products(int(lo), int(hi), 0, X);
       } else {
-        take_units(taken.data() + units, nt, tid, even(2 * X), [&](long q, long) { conv1_products(0, n, int(q), int(q) + 1); });
+        take_units(taken.data() + units, nt, tid, even(long(X) * parts1), [&](long q, long) { conv1_products(0, n, int(q), int(q) + 1); });
       }
 #pragma omp barrier
       take_units(taken.data() + 2 * units, nt, tid, [&](int t, long& lo, long& hi) { work_range(nt, t, lo, hi); }, samples(conv2_input));
@@ -1298,7 +1306,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int i = c0; i < c1; ++i) off[i + 1] = off[i] + std::size_t(tiles) * ldn[i];
         comp_xi = detail::padded_ld(int(off[c1]));
         if (banded1(c0)) conv1_bands(c0);
-        else conv1_products(c0, c1, 0, 2 * X);
+        else conv1_products(c0, c1, 0, X * parts1);
         conv2_input(c0, c1, -1);
         if (banded2(c0)) conv2_bands(c0);
         else
