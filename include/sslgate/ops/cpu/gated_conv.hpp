@@ -169,16 +169,21 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
     }
   }
 #if defined(__AVX512F__)
-  if constexpr (R * C <= 16) {  // all sums at once: a shuffle tree instead of R * C horizontal sums
-    __m512 v[16];
+  if constexpr (R * C <= 32) {  // all sums at once: a shuffle tree per 16 instead of R * C horizontal sums
+    constexpr int G = (R * C + 15) / 16;
+    __m512 v[16], sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // lane q of sums[g]: sum 16 g + q
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
 #pragma GCC unroll 16
-    for (int q = 0; q < 16; ++q) v[q] = q < R * C ? __m512(acc[q / C][q % C]) : _mm512_setzero_ps();
-    const __m512 sums = hsum16(v);  // lane r * C + c: out[r][c]
+      for (int q = 0; q < 16; ++q) v[q] = 16 * g + q < R * C ? __m512(acc[(16 * g + q) / C][(16 * g + q) % C]) : _mm512_setzero_ps();
+      sums[g] = hsum16(v);
+    }
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {  // row r's C sums moved to the low lanes, one masked store
+    for (int r = 0; r < R; ++r) {  // row r's C sums (r * C + c) moved to the low lanes, one masked store
       constexpr __mmask16 row = __mmask16((1u << C) - 1);
-      __m512 v = r == 0 ? sums : _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(r * C)), sums);
+      const __m512i at = _mm512_add_epi32(lane, _mm512_set1_epi32(r * C));
+      __m512 v = r == 0 ? sums[0] : G == 1 ? _mm512_permutexvar_ps(at, sums[0]) : _mm512_permutex2var_ps(sums[0], at, sums[1]);
       if constexpr (Acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(row, out + r * ors));
       _mm512_mask_storeu_ps(out + r * ors, row, v);
     }
@@ -207,18 +212,20 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) out[r * ors + c] = Acc ? out[r * ors + c] + xsimd::hadd(acc[r][c]) : xsimd::hadd(acc[r][c]);
 }
-// Register blocks (tiles x channels). With AVX-512 a block of at most 16 sums ends in one shuffle tree
-// (hsum16): 4 x 4, or 3 x 5 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured on the
-// transform-domain products, 256 channels, 9 tiles: 3 x 5 18.5, 4 x 4 17.0, 4 x 6 (24 separate sums)
-// 15.2 FMA lanes per cycle. AVX2 has 16 vector registers: 3 x 4 (12 sums, two hsum8 trees) fills them; 4 x 6
+// Register blocks (tiles x channels). With AVX-512 a block of 24 sums (24 accumulators, and 3 or 4 input
+// vectors and one weight vector live: 28-29 of the 32 registers) ends in two shuffle trees (hsum16): 4 x 6, or
+// 3 x 8 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured alone, warm data, GFMA/s: 9 tiles x 256
+// channels 3 x 8 83, 3 x 5 (one tree) 70-74, 3 x 4 63; 4 tiles x 512 channels 4 x 6 81-84, 4 x 7 81-82, 4 x 5
+// 76, 4 x 4 69; in-process pairs, the 256@9 and 512@5 blocks took 0.97-0.98 of their time with 3 x 5 and 4 x 4 at
+// d 0.25 and 0.75. AVX2 has 16 vector registers: 3 x 4 (12 sums, two hsum8 trees) fills them; 4 x 6
 // spilled, and the gated 256@9 block at density 0.75 took 61 ms against 47 with 3 x 4 (2 x 4 and 3 x 3: 47).
-constexpr int dot_r = vw >= 16 ? 4 : 3, dot_c = vw >= 16 ? 5 : 4;
+constexpr int dot_r = vw >= 16 ? 4 : 3, dot_c = vw >= 16 ? 8 : 4, dot_sums = vw >= 16 ? 24 : 12;
 struct reg_block {
   int rows, cols;
 };
 inline reg_block dot_block(long rows) {
   if (vw < 16) return {dot_r, dot_c};
-  return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 5} : reg_block{4, 4};
+  return rows % 4 != 0 && rows % 3 == 0 ? reg_block{3, 8} : reg_block{4, 6};
 }
 // The direct conv1 (stride 2) of a sample with fewer output positions than this runs in dot form, 9 taps per dot
 // product, its weights taken by pointer from the open rows: the packed form gathers and transposes all of them
@@ -230,7 +237,7 @@ inline reg_block dot_block(long rows) {
 // rows, 9 x cinp each (3 x cinp per call from 256 channels: direct_tap_group), stay in L1 while the row blocks
 // pass (3 x 5: 1.01-1.02 of its time).
 constexpr int direct_dot_positions = 128;
-inline constexpr reg_block direct_db{dot_r, std::min(dot_c, 4)};
+inline constexpr reg_block direct_db{dot_r, 4};
 // Taps per call of the direct dot form: all 9 where a column block's weight rows (9 taps x cinp each) fit in L1
 // beside the row blocks' inputs, else 3 (the partial sums added to the output). Measured, in-process pairs, 3 / 9
 // taps: 256->512 s2 (256 input channels, 36 KB of weight rows) 0.938-0.945 at density 0.25, 0.920-0.923 at 0.5,
@@ -243,14 +250,20 @@ constexpr int direct_tap_group(int cinp) { return direct_db.cols * 9 * cinp * in
 constexpr int dot_tail_max = vw * 5 / 8;
 using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int, int, const std::ptrdiff_t*, std::ptrdiff_t);
 inline constexpr std::ptrdiff_t one_segment[1] = {0};
+template <bool Acc, int R, int C>
+constexpr dot_fn dot_entry() {
+  if constexpr (R * C <= dot_sums) return &dot_kernel<R, C, Acc>;
+  else return nullptr;
+}
 template <bool Acc, int R, int... C>
 constexpr std::array<dot_fn, sizeof...(C)> dot_row(std::integer_sequence<int, C...>) {
-  return {&dot_kernel<R, C + 1, Acc>...};
+  return {dot_entry<Acc, R, C + 1>()...};
 }
 template <bool Acc, int... R>
 constexpr std::array<std::array<dot_fn, dot_c>, sizeof...(R)> dot_table(std::integer_sequence<int, R...>) {
   return {dot_row<Acc, R + 1>(std::make_integer_sequence<int, dot_c>{})...};
 }
+// r * c <= dot_sums.
 inline dot_fn pick_dot(int r, int c, bool acc = false) {
   static constexpr auto t = dot_table<false>(std::make_integer_sequence<int, dot_r>{});
   static constexpr auto ta = dot_table<true>(std::make_integer_sequence<int, dot_r>{});
