@@ -216,8 +216,8 @@ inline void dot_kernel(float* out, std::ptrdiff_t ors, const float* const* a, co
 // vectors and one weight vector live: 28-29 of the 32 registers) ends in two shuffle trees (hsum16): 4 x 6, or
 // 3 x 8 where the tiles come in threes (the 9x9 maps' 9 tiles). Measured alone, warm data, GFMA/s: 9 tiles x 256
 // channels 3 x 8 83, 3 x 5 (one tree) 70-74, 3 x 4 63; 4 tiles x 512 channels 4 x 6 81-84, 4 x 7 81-82, 4 x 5
-// 76, 4 x 4 69; in-process pairs, the 256@9 and 512@5 blocks took 0.97-0.98 of their time with 3 x 5 and 4 x 4 at
-// d 0.25 and 0.75. AVX2 has 16 vector registers: 3 x 4 (12 sums, two hsum8 trees) fills them; 4 x 6
+// 76, 4 x 4 69; in-process pairs, the 256@9 and 512@5 blocks took 0.97-0.98 of the time they took with 3 x 5 and
+// 4 x 4, at d 0.25 and 0.75. AVX2 has 16 vector registers: 3 x 4 (12 sums, two hsum8 trees) fills them; 4 x 6
 // spilled, and the gated 256@9 block at density 0.75 took 61 ms against 47 with 3 x 4 (2 x 4 and 3 x 3: 47).
 constexpr int dot_r = vw >= 16 ? 4 : 3, dot_c = vw >= 16 ? 8 : 4, dot_sums = vw >= 16 ? 24 : 12;
 struct reg_block {
