@@ -1009,11 +1009,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // form, or whole vectors of channels; the next xi's rows come into L2 meanwhile: the pack would otherwise wait
     // on L3 for each of them, pointer-chased rows the hardware prefetcher does not follow); packed_products: the
     // products of nt tiles (rows of vld floats from vbase) into m1, a short last vector in the dot form.
-    // Without AVX-512 there is no pair form (pair_open is then false).
+    // The pair form needs AVX-512.
 #if defined(__AVX512F__)
     const auto pair_open = [&](int i) { return cnt[i] <= pair_nv_max * 8; };
-#else
-    const auto pair_open = [](int) { return false; };
 #endif
     const auto short_tail = [&](int i) { return cnt[i] % vw <= dot_tail_max ? cnt[i] % vw : 0; };
     const auto pack_open = [&](float* panel, int i, int xi) {
