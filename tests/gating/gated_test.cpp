@@ -191,11 +191,11 @@ TEST_CASE("the shared batch's phases: each unit runs once, a thread's own share 
 TEST_CASE("float eval: conv1's open channels split between its packed and its dot form", "[gating]") {
   // Per-sample open counts around the vector width at 81 and 36 tiles per sample (the packed form): whole
   // vectors, whole vectors and a short last one (its channels in dot form), a short one alone, one just too
-  // long for the dot form, none. With AVX-512, counts up to 24 take the pair form instead (1, 2 and 3 pair
+  // long for the dot form, none. With AVX-512, counts up to 24 take the quad form instead (1 to 6 quad
   // vectors, full or not), and 25 and 26 whole vectors and a short last one. At 81 tiles all but the 47 open
   // channels run in bands of tile rows (band_rows), those in one piece; at 36 tiles, those of one vector or less.
   const int vw = int(ops::cpu::detail::vw), tmax = ops::cpu::gated::dot_tail_max, c = 3 * vw + 3;
-  const std::vector<int> counts{2 * vw, vw + 1, vw + tmax, vw + tmax + 1, tmax, 1, 3 * vw - 1, 0, 8, 24, 25};
+  const std::vector<int> counts{2 * vw, vw + 1, vw + tmax, vw + tmax + 1, tmax, 1, 3 * vw - 1, 0, 8, 14, 24, 25};
   const auto n = std::int64_t(counts.size());
   tensor<float> mask(shape{n, c});
   for (std::int64_t i = 0; i < n; ++i)  // q -> (7q + 3i) mod c is one-to-one: exactly counts[i] open

@@ -12,7 +12,7 @@
 //     where a sample has many tiles, its open weight rows are instead packed into a panel (one copy per
 //     sample and xi, cheap against tiles x channels products) for the broadcast micro-kernel, all but a last
 //     vector with few live lanes, whose channels take the dot form (dot_tail_max); with AVX-512, a sample with
-//     at most 24 open channels takes the pair form instead (lanes over 8 channels x 2 inputs); the direct conv1
+//     at most 24 open channels takes the quad form instead (lanes over 4 channels x 4 inputs); the direct conv1
 //     (stride 2) takes the dot form too where a sample has few output positions, its 9 taps in each dot
 //     product (3 per call where a column block's weight rows would outgrow L1), and with many packs them once
 //     per sample, all taps;
@@ -347,94 +347,88 @@ inline void idx_row_blocks(int rows, int nv, F f) {
 
 
 #if defined(__AVX512F__)
-// Pair form of conv1's packed products, for a sample with few open channels. Each lane holds one of 8 output
-// channels and one of two consecutive input channels: a tile's pair of inputs is broadcast as one 64-bit value,
-// so that up to 8, 16 or 24 open channels fill 1, 2 or 3 vectors and each broadcast load feeds that many FMAs.
-// The two halves of each pair are summed at the end. Measured alone, 81 tiles x 64 input channels, warm data:
-// 16 channels as one vector of the broadcast micro-kernel (12 rows) 72-74% of the FMA peak, as 2 pair vectors
-// (6 rows) 89-93%. Naive loop, for m < MR, n < NV * 8 (b: rows of NV * 16 floats):
-//   c[m*ldc + n] = sum_{j < kp} a[m*a_rs + 2j] * b[j][2n] + a[m*a_rs + 2j + 1] * b[j][2n + 1]
-// c's lanes from NV * 8 to the next multiple of 16 are written 0.
+// Quad form of conv1's packed products, for a sample with few open channels. Each lane holds one of 4 output
+// channels and one of 4 consecutive input channels: a tile's 4 inputs are broadcast as one 128-bit value, so that
+// open channels fill vectors 4 at a time (the pair form before it, 8 channels x 2 inputs, filled them 8 at a time:
+// the masks of the 64@34 benchmark at density 0.25 have 1224 lanes for 1024 open channels in pairs, 1108 in
+// quads) and each broadcast load feeds that many FMAs. The four quarters of each channel are summed at the end.
+// Measured, in-process pairs, 2 threads, batch 64, 64@34, quad / pair time of the gated block: the benchmark's
+// masks at density 0.25 0.974 and 0.973 (order reversed), at 0.1 0.959; every sample with exactly 8, 12, 16,
+// 20 or 24 open channels 0.974, 0.947, 0.981, 0.955, 0.976-1.013. Naive loop, for m < MR, n < NV * 4 (b: rows of
+// NV * 16 floats):
+//   c[m*ldc + n] = sum_{j < kq} sum_{q < 4} a[m*a_rs + 4j + q] * b[j][4n + q]
+// c's lanes from NV * 4 to the next multiple of 16 are written 0.
 template <int MR, int NV>
-inline void pair_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, int kp) {
+inline void quad_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, int kq) {
   vf acc[MR][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
-  for (int j = 0; j < kp; ++j) {
+  for (int j = 0; j < kq; ++j) {
     vf bv[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       bv[v] = vf::load_unaligned(b + (std::ptrdiff_t(j) * NV + v) * vw);
       in_register(bv[v]);
     }
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
-      double pair;
-      std::memcpy(&pair, a + m * a_rs + 2 * j, sizeof pair);
-      const vf av(_mm512_castpd_ps(_mm512_set1_pd(pair)));
-#pragma GCC unroll 4
+      const vf av(_mm512_broadcast_f32x4(_mm_loadu_ps(a + m * a_rs + 4 * j)));
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
     }
   }
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const auto halves = [&](__m512 lo, __m512 hi) {  // lane q: the pair sum of channel q of [lo's 8, hi's 8]
-    return _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
-  };
+  // Per 4 vectors: the first two steps of hsum16 leave, in 128-bit lane n, channel n of each of them; one
+  // permute puts them in channel order.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const auto vec = [&](int m, int v) { return v < NV ? __m512(acc[m][v]) : _mm512_setzero_ps(); };
 #pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m) {
+  for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 2
-    for (int v = 0; v + 1 < NV; v += 2) _mm512_storeu_ps(c + m * ldc + v * 8, halves(acc[m][v], acc[m][v + 1]));
-    if constexpr (NV % 2 == 1) _mm512_storeu_ps(c + m * ldc + (NV - 1) * 8, halves(acc[m][NV - 1], _mm512_setzero_ps()));
-  }
+    for (int g = 0; g < NV; g += 4) {
+      const __m512 u0 = _mm512_add_ps(_mm512_unpacklo_ps(vec(m, g), vec(m, g + 1)), _mm512_unpackhi_ps(vec(m, g), vec(m, g + 1)));
+      const __m512 u1 = _mm512_add_ps(_mm512_unpacklo_ps(vec(m, g + 2), vec(m, g + 3)), _mm512_unpackhi_ps(vec(m, g + 2), vec(m, g + 3)));
+      const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x44), _mm512_shuffle_ps(u0, u1, 0xEE));
+      _mm512_storeu_ps(c + m * ldc + 4 * g, _mm512_permutexvar_ps(order, w));
+    }
 }
-using pair_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, int);
-inline constexpr int pair_nv_max = 3;  // up to 24 open channels
-// Rows of its register block for nv pair vectors (measured alone as above: 1 vector 8 rows 73%, 12 rows 67%;
-// 2 vectors 6 rows 89-91%, 8 rows 88-89%; 3 vectors 4 rows 90-91%, 6 rows 83-84%).
-constexpr int pair_mr(int nv) { return nv == 1 ? 8 : nv == 2 ? 6 : 4; }
+using quad_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, int);
+inline constexpr int quad_nv_max = 6;  // up to 24 open channels
+// Rows of its register block for nv quad vectors: up to 24 sums (with nv b vectors and the broadcast, 29-31 of
+// the 32 registers). A band of 9 tiles runs as 5 + 4 rows up to 20 channels, 3 x 3 beyond (as one block of 9 rows,
+// up to 12 channels, it took 1.03 of the time: 27 sums leave too few registers).
+constexpr int quad_mr(int nv) { return nv <= 3 ? 8 : nv == 4 ? 6 : nv == 5 ? 5 : 4; }
 template <int NV, int MR>
-constexpr pair_fn pair_entry() {
-  if constexpr (MR <= pair_mr(NV)) return &pair_kernel<MR, NV>;
+constexpr quad_fn quad_entry() {
+  if constexpr (MR <= quad_mr(NV)) return &quad_kernel<MR, NV>;
   else return nullptr;
 }
 template <int NV, int... M>
-constexpr std::array<pair_fn, 8> pair_row(std::integer_sequence<int, M...>) {
-  return {pair_entry<NV, M + 1>()...};
+constexpr std::array<quad_fn, 8> quad_row(std::integer_sequence<int, M...>) {
+  return {quad_entry<NV, M + 1>()...};
 }
-// mr <= pair_mr(nv), nv <= pair_nv_max.
-inline pair_fn pick_pair(int mr, int nv) {
-  static constexpr std::array<std::array<pair_fn, 8>, pair_nv_max> t = {
-      pair_row<1>(std::make_integer_sequence<int, 8>{}), pair_row<2>(std::make_integer_sequence<int, 8>{}),
-      pair_row<3>(std::make_integer_sequence<int, 8>{})};
+template <int... NV>
+constexpr std::array<std::array<quad_fn, 8>, sizeof...(NV)> quad_table(std::integer_sequence<int, NV...>) {
+  return {quad_row<NV + 1>(std::make_integer_sequence<int, 8>{})...};
+}
+// mr <= quad_mr(nv), nv <= quad_nv_max.
+inline quad_fn pick_quad(int mr, int nv) {
+  static constexpr auto t = quad_table(std::make_integer_sequence<int, quad_nv_max>{});
   return t[nv - 1][mr - 1];
 }
-// The pair kernel's panel: panel[j][n][0, 1] = src[n][2j, 2j + 1] for j < kp (a multiple of 8), n < ld (a multiple
-// of 8); rows n >= c are zero. 8 x 8 transposes of pairs, read straight from the rows.
-inline void pack_pairs(float* panel, int ld, const float* const* src, int c, int kp) {
-  const __m512i lo = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14), hi = _mm512_add_epi64(lo, _mm512_set1_epi64(1));
-  const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi2 = _mm512_add_epi64(lo2, _mm512_set1_epi64(2));
-  const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), hi4 = _mm512_add_epi64(lo4, _mm512_set1_epi64(4));
-  for (int n0 = 0; n0 < ld; n0 += 8)
-    for (int j0 = 0; j0 < kp; j0 += 8) {
-      __m512d r[8], t[8];
-      for (int q = 0; q < 8; ++q) r[q] = n0 + q < c ? _mm512_loadu_pd(reinterpret_cast<const double*>(src[n0 + q] + 2 * j0)) : _mm512_setzero_pd();
-      for (int q = 0; q < 8; q += 2) {  // pairs of rows interleaved: [r0 j0, r1 j0, r0 j2, r1 j2, ...] and j odd
-        t[q] = _mm512_permutex2var_pd(r[q], lo, r[q + 1]);
-        t[q + 1] = _mm512_permutex2var_pd(r[q], hi, r[q + 1]);
-      }
-      for (int q = 0; q < 8; q += 4)
-        for (int h = 0; h < 2; ++h) {  // then fours: rows q .. q + 3 of j = h, h + 4 (and 2 + h, 6 + h)
-          r[q + h] = _mm512_permutex2var_pd(t[q + h], lo2, t[q + h + 2]);
-          r[q + h + 2] = _mm512_permutex2var_pd(t[q + h], hi2, t[q + h + 2]);
-        }
-      for (int h = 0; h < 4; ++h) {  // then all eight rows: j = h and h + 4
-        t[h] = _mm512_permutex2var_pd(r[h], lo4, r[h + 4]);
-        t[h + 4] = _mm512_permutex2var_pd(r[h], hi4, r[h + 4]);
-      }
-      for (int q = 0; q < 8; ++q) _mm512_storeu_pd(reinterpret_cast<double*>(panel + (std::ptrdiff_t(j0 + q) * ld + n0) * 2), t[q]);
+// The quad kernel's panel: panel[j][g][n][q] = src[4g + n][4j + q] for j < kq (a multiple of 4), g < nv; rows
+// 4g + n >= c are zero. 4 x 4 transposes of 128-bit pieces, read straight from the rows.
+inline void pack_quads(float* panel, int nv, const float* const* src, int c, int kq) {
+  for (int g = 0; g < nv; ++g)
+    for (int j0 = 0; j0 < kq; j0 += 4) {
+      __m512 r[4];
+      for (int q = 0; q < 4; ++q) r[q] = 4 * g + q < c ? _mm512_loadu_ps(src[4 * g + q] + 4 * j0) : _mm512_setzero_ps();
+      const __m512 t0 = _mm512_shuffle_f32x4(r[0], r[1], 0x44), t1 = _mm512_shuffle_f32x4(r[0], r[1], 0xEE);  // rows 0, 1
+      const __m512 t2 = _mm512_shuffle_f32x4(r[2], r[3], 0x44), t3 = _mm512_shuffle_f32x4(r[2], r[3], 0xEE);  // rows 2, 3
+      const __m512 o[4] = {_mm512_shuffle_f32x4(t0, t2, 0x88), _mm512_shuffle_f32x4(t0, t2, 0xDD), _mm512_shuffle_f32x4(t1, t3, 0x88),
+                           _mm512_shuffle_f32x4(t1, t3, 0xDD)};
+      for (int t = 0; t < 4; ++t) _mm512_storeu_ps(panel + (std::ptrdiff_t(j0 + t) * nv + g) * vw, o[t]);
     }
 }
 #endif
@@ -1005,13 +999,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
       }
     };
-    // conv1's packed form of sample i at transform point xi. pack_open: its open rows of U1[xi] into panel (pair
+    // conv1's packed form of sample i at transform point xi. pack_open: its open rows of U1[xi] into panel (quad
     // form, or whole vectors of channels; the next xi's rows come into L2 meanwhile: the pack would otherwise wait
     // on L3 for each of them, pointer-chased rows the hardware prefetcher does not follow); packed_products: the
     // products of nt tiles (rows of vld floats from vbase) into m1, a short last vector in the dot form.
-    // The pair form needs AVX-512.
+    // The quad form needs AVX-512.
 #if defined(__AVX512F__)
-    const auto pair_open = [&](int i) { return cnt[i] <= pair_nv_max * 8; };
+    const auto quad_open = [&](int i) { return cnt[i] <= quad_nv_max * 4; };
 #endif
     const auto short_tail = [&](int i) { return cnt[i] % vw <= dot_tail_max ? cnt[i] % vw : 0; };
     const auto pack_open = [&](float* panel, int i, int xi) {
@@ -1023,7 +1017,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int j = 0; j < c; ++j)
           for (int l = 0; l < cinp; l += 64 / int(sizeof(float))) __builtin_prefetch(open_rows[std::size_t(j)] + u1_xi + l, 0, 2);
 #if defined(__AVX512F__)
-      if (pair_open(i)) return pack_pairs(panel, (c + 7) / 8 * 8, open_rows.data(), c, cinp / 2);
+      if (quad_open(i)) return pack_quads(panel, (c + 3) / 4, open_rows.data(), c, cinp / 4);
 #endif
       const int cp = c - short_tail(i);
       if (cp > 0) pack_rows(panel, int(round_up(cp, vw)), open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
@@ -1031,12 +1025,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     const auto packed_products = [&](float* m1, int ld, const float* vbase, int nt, const float* panel, int i, int xi) {
       const int c = cnt[i];
 #if defined(__AVX512F__)
-      // Few open channels: the pair form (in-process pairs, 150 each way: the 64@34 block 0.93-0.95 of the time at
-      // densities 0.1 and 0.25, 0.99 at 0.5; 128@17 0.98-1.04, as at 0.5, where no sample takes it).
-      if (pair_open(i)) {
-        const int nv = (c + 7) / 8;
-        return row_blocks(nt, pair_mr(nv), true, [&](int t0, int mr) {
-          pick_pair(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 1) / 2);
+      // Few open channels: the quad form (the pair form before it, against the packed form, in-process pairs: the
+      // 64@34 block 0.93-0.95 of the time at densities 0.1 and 0.25).
+      if (quad_open(i)) {
+        const int nv = (c + 3) / 4;
+        return row_blocks(nt, quad_mr(nv), true, [&](int t0, int mr) {
+          pick_quad(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 3) / 4);
         });
       }
 #endif
