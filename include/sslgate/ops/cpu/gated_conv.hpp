@@ -78,13 +78,17 @@ inline detail::aligned_buffer& gscratch(int slot) {
 // Micro-kernels.
 // ---------------------------------------------------------------------------------------------
 #if defined(__AVX512F__)
+// Lane 4n + k of the result = the sum of 128-bit lane n of the k-th of a, b, c, d: 6 adds and 6 shuffles.
+[[gnu::always_inline]] inline __m512 lane_sums4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], and the same of c, d
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));
+}
 // Lane q of the result = the sum of the lanes of v[q]: 15 adds and 30 shuffles for 16 sums.
 [[gnu::always_inline]] inline __m512 hsum16(__m512* v) {  // inlined: the sums stay in registers
-  __m512 u[8];
-  for (int q = 0; q < 8; ++q)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2q], b = v[2q+1]
-    u[q] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * q], v[2 * q + 1]), _mm512_unpackhi_ps(v[2 * q], v[2 * q + 1]));
-  for (int q = 0; q < 4; ++q)  // per 128-bit lane: that lane's sums of v[4q .. 4q+3]
-    v[q] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * q], u[2 * q + 1], 0x44), _mm512_shuffle_ps(u[2 * q], u[2 * q + 1], 0xEE));
+  __m512 u[2];
+  for (int q = 0; q < 4; ++q) v[q] = lane_sums4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);  // per 128-bit lane
   for (int q = 0; q < 2; ++q)  // lanes 0+1 and 2+3 of v[2q], then of v[2q+1]
     u[q] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], 0x88), _mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], 0xDD));
   return _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
@@ -379,19 +383,15 @@ inline void quad_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdi
       for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
     }
   }
-  // Per 4 vectors: the first two steps of hsum16 leave, in 128-bit lane n, channel n of each of them; one
-  // permute puts them in channel order.
+  // Per 4 vectors: lane_sums4 leaves, in 128-bit lane n, channel n of each of them; one permute puts them in
+  // channel order.
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const auto vec = [&](int m, int v) { return v < NV ? __m512(acc[m][v]) : _mm512_setzero_ps(); };
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 2
-    for (int g = 0; g < NV; g += 4) {
-      const __m512 u0 = _mm512_add_ps(_mm512_unpacklo_ps(vec(m, g), vec(m, g + 1)), _mm512_unpackhi_ps(vec(m, g), vec(m, g + 1)));
-      const __m512 u1 = _mm512_add_ps(_mm512_unpacklo_ps(vec(m, g + 2), vec(m, g + 3)), _mm512_unpackhi_ps(vec(m, g + 2), vec(m, g + 3)));
-      const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x44), _mm512_shuffle_ps(u0, u1, 0xEE));
-      _mm512_storeu_ps(c + m * ldc + 4 * g, _mm512_permutexvar_ps(order, w));
-    }
+    for (int g = 0; g < NV; g += 4)
+      _mm512_storeu_ps(c + m * ldc + 4 * g, _mm512_permutexvar_ps(order, lane_sums4(vec(m, g), vec(m, g + 1), vec(m, g + 2), vec(m, g + 3))));
 }
 using quad_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, int);
 inline constexpr int quad_nv_max = 6;  // up to 24 open channels
