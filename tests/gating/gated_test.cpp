@@ -123,7 +123,8 @@ tensor<float> gated_eval(gated_basic_block<float>& block, const tensor<float>& x
 }  // namespace
 
 TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-mask", "[gating]") {
-  // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, and 17x17
+  // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, 33x33 and 22x22
+  // with F(2,3) edge tiles of 2, 1 and 2 outputs in bands, and 17x17
   // with more than one 64-column panel; few tiles with few channels: 9x9 at 16) or in dot form (few tiles: 5x5
   // in 4 x 4 register blocks, 9x9 in 3 x 5), conv1 direct (stride 2: 6x6 and 9x9 outputs in dot form, all 9 taps
   // per call, and 5x5 from 192 channels, 3 taps per call; 12x12 packed); chunks per thread (1 thread, or many
@@ -132,8 +133,8 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
     int c_in, c_out, stride, hw;
   };
   const int threads_before = num_threads();
-  const geometry shapes[] = {{16, 16, 1, 34}, {96, 96, 1, 17}, {128, 128, 1, 5}, {72, 72, 1, 9},
-                             {16, 16, 1, 9},   {32, 64, 2, 12}, {24, 40, 2, 18}, {192, 24, 2, 10}, {16, 24, 2, 24}};
+  const geometry shapes[] = {{16, 16, 1, 34}, {16, 16, 1, 33}, {24, 24, 1, 22}, {96, 96, 1, 17}, {128, 128, 1, 5}, {72, 72, 1, 9},
+                             {16, 16, 1, 9},   {32, 64, 2, 12},  {24, 40, 2, 18},  {192, 24, 2, 10}, {16, 24, 2, 24}};
   for (int threads : {1, 2})
     for (const auto& g : shapes)
       for (double d : {0.0, 0.3, 1.0}) {

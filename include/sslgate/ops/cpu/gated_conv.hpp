@@ -41,7 +41,8 @@
 //     for ownership first.
 //   * Winograd tiles: F(3,3) wherever it needs no more products than F(4,3) (tile_size), so the gated path does
 //     the dense conv2d's transform-domain products per channel pair, in 25 transform points rather than 36 where
-//     the two tie (17x17).
+//     the two tie (17x17); in bands, an F(4,3) map's last tile row and column take F(2,3) where they hold 2
+//     outputs or fewer (34x34: 2704 products per channel pair instead of 2916; row_tiles).
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
@@ -714,6 +715,16 @@ inline constexpr int per_sample_tiles = 25;
 // open channels, samples at d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2.
 // Two tile rows per band: 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
 inline constexpr int band_rows = 1, band_open_ratio = 2;
+// Tiles of tile row `row` that use transform point xi: a prefix of the row, all of it but where F(2,3) edge tiles
+// (detail::wino_edges, taken in bands) skip the point: the row's last tile for 2 of the 6 points in x, an edge row's
+// every tile for 2 of the 6 in y. Measured, in-process pairs, 2 threads, batch 64, 64@34 at d 0.25 (conv1 and conv2
+// in bands, 2704 products per channel pair instead of 2916): 0.963-0.988 of the time with the products alone skipped.
+inline int row_tiles(const detail::wino_edges& e, const detail::wino_geom& g, int row, int xi) {
+  static_assert(band_rows == 1, "with edge tiles a point's tiles are a prefix of each row, not of a band");
+  const int a = g.m + 2;
+  if (e.y && row == g.th - 1 && !detail::edge_point(xi / a)) return 0;
+  return g.tw - (e.x && !detail::edge_point(xi % a) ? 1 : 0);
+}
 
 // The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
 // of x takes as it goes (a pass over x saved): sample i's channel means of x (c_in values) -> its open output
@@ -919,6 +930,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // X panels: conv1's, then conv2's gathered rows.
     const bool bands1 = packed1 && !whole_batch && chunk == 1 && g1.th > band_rows;
     const bool bands2 = !whole_batch && chunk == 1 && g2full.th > band_rows;
+    // F(2,3) edge tiles, in bands only (the other forms keep whole F(4,3) tiles).
+    const detail::wino_edges edges1 = detail::wino_edges::of(g1), edges2 = detail::wino_edges::of(g2full), plain{};
     const auto banded1 = [&](int i) { return bands1 && band_open_ratio * ldn[i] <= tiles; };
     const auto banded2 = [&](int i) { return bands2 && band_open_ratio * ldn[i] <= tiles; };
     const std::size_t panel_floats = std::size_t(coutp) * std::max(cinp, coutp);
@@ -1089,10 +1102,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const std::ptrdiff_t pstride = std::ptrdiff_t(cinp) * ld, vb_xi = std::ptrdiff_t(band_rows) * g1.tw * vld1;
       for (int xi = 0; xi < X; ++xi) pack_open(panel + xi * pstride, i, xi);
       for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
-        const int rows_b = std::min(band_rows, g1.th - r0), nt = rows_b * g1.tw;
-        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, rows_b);
+        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, std::min(band_rows, g1.th - r0), false, edges1, r0);
         for (int xi = 0; xi < X; ++xi)
-          packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g1.tw * ld, ld, V1 + xi * vb_xi, nt, panel + xi * pstride, i, xi);
+          if (const int nt_xi = row_tiles(edges1, g1, r0, xi); nt_xi > 0)
+            packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g1.tw * ld, ld, V1 + xi * vb_xi, nt_xi, panel + xi * pstride, i, xi);
       }
     };
     // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
@@ -1136,7 +1149,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           gc.coutp = ld;
           const std::ptrdiff_t yrs = std::ptrdiff_t(ow) * ld;  // wino_output_row's row stride
           for (int r = 0; r < gc.th; ++r) {
-            detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc);
+            detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc, banded1(i) ? edges1 : plain, r);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
@@ -1176,7 +1189,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch);
+        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch, banded2(i) ? edges2 : plain);
       }
     };
     // --- phase 4: conv2 products with indexed weight rows, item `item` of (xi, column panel); the panel of item
@@ -1225,19 +1238,20 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
       const std::ptrdiff_t mb_xi = std::ptrdiff_t(band_rows) * g2full.tw * mld2;
       for (int r0 = 0; r0 < g2full.th; r0 += band_rows) {
-        const int rows_b = std::min(band_rows, g2full.th - r0), nt = rows_b * g2full.tw;
+        const int rows_b = std::min(band_rows, g2full.th - r0);
         const float* wp = panel;
         for (int item = 0; item < X * panels2; ++item) {
           const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
           const float* a = V2 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g2full.tw * ld;
           float* m2 = M2 + xi * mb_xi + n0;
-          idx_row_blocks(nt, nv, [&](int t0, int mr) {
+          idx_row_blocks(row_tiles(edges2, g2full, r0, xi), nv, [&](int t0, int mr) {
             pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, wp, nv * vw, iota.data(), c);
           });
           wp += std::ptrdiff_t(c) * nv * vw;
         }
         for (int r = r0; r < r0 + rows_b; ++r)
-          detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + std::ptrdiff_t(r - r0) * g2full.tw * mld2, mb_xi, mld2, g2full);
+          detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + std::ptrdiff_t(r - r0) * g2full.tw * mld2, mb_xi, mld2, g2full,
+                                  edges2, r);
       }
     };
     // --- phase 5: conv2 output transform and the block's tail, samples [i0, i1), then sample `after` (or -1),
