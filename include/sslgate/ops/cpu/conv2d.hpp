@@ -796,14 +796,8 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
   }
 }
 
-// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp). Stream: V written
-// with stream_store.
-// The column pass yields R rows of B^T d at a time (the columns reloaded for each group, and only what those
-// rows need computed), each then taken through the row pass: F(4,3)'s 36 intermediate vectors at once would
-// outgrow the 32 registers, and their spills cost more than the reloads (measured alone, 64 channels, 81
-// tiles: 13.4-14.2 us per sample all at once, 12.5-12.8 in groups of 3 rows, 12.8-13.1 of 2; F(3,3)'s 25
-// fit: at 256 channels x 9 tiles 2.8-3.8 us all at once, 4.0-5.4 in groups).
-// One F(4,3) tile whose rows (ey) and / or columns (ex) take F(2,3) (wino_edges): its values at the points it uses.
+// One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its values at the points it uses.
+// Each case compiled apart keeps its intermediate block (6 x 4, 4 x 6 or 4 x 4 vectors) in registers.
 template <bool Stream, bool EY, bool EX>
 inline void wino_input_tile_edge_m(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp) {
   constexpr int ny = EY ? 4 : 6, nx = EX ? 4 : 6;
@@ -836,6 +830,13 @@ inline void wino_input_tile_edge(float* vt, std::ptrdiff_t xi_stride, const floa
   else wino_input_tile_edge_m<Stream, false, true>(vt, xi_stride, base, rs, cinp);
 }
 
+// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp). Stream: V written
+// with stream_store.
+// The column pass yields R rows of B^T d at a time (the columns reloaded for each group, and only what those
+// rows need computed), each then taken through the row pass: F(4,3)'s 36 intermediate vectors at once would
+// outgrow the 32 registers, and their spills cost more than the reloads (measured alone, 64 channels, 81
+// tiles: 13.4-14.2 us per sample all at once, 12.5-12.8 in groups of 3 rows, 12.8-13.1 of 2; F(3,3)'s 25
+// fit: at 256 channels x 9 tiles 2.8-3.8 us all at once, 4.0-5.4 in groups).
 // edges: which tiles take F(2,3) (F(4,3) only); row0: the map's tile row of row_ptr[0].
 template <int M, bool Stream>
 inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
@@ -886,7 +887,7 @@ inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdif
   else (stream ? wino_input_transform_m<4, true> : wino_input_transform_m<4, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
 }
 
-// One F(4,3) tile whose rows (ey) and / or columns (ex) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x 4 or 4 x 2)
+// One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x 4 or 4 x 2)
 // from its values at the points it uses; columns from `cols` on are dropped.
 template <bool EY, bool EX>
 inline void wino_output_tile_edge_m(float* y, std::ptrdiff_t yrs, const float* mt, std::ptrdiff_t xi_stride, int coutp, int cols) {
