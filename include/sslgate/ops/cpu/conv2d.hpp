@@ -627,9 +627,10 @@ inline void wino_in_1d(const vf* d, vf* v) {  // B^T d, 6 -> 6
   v[4] = xsimd::fnma(vf(2.f), t31, t42);
   v[5] = xsimd::fma(vf(4.f), d[1], xsimd::fnma(vf(5.f), d[3], d[5]));
 }
-inline void wino_edge_in_1d(const vf* d, vf* v) {  // F(2,3)'s B^T d scaled to F(4,3)'s weights, 4 -> 4 (see wino_edges)
-  v[0] = vf(4.f) * (d[0] - d[2]);
-  v[1] = vf(-3.f) * (d[1] + d[2]);
+template <int M>
+inline void wino_edge_in_1d(const vf* d, vf* v) {  // F(2,3)'s B^T d scaled to F(M,3)'s weights, 4 -> 4 (see wino_edges)
+  v[0] = vf(M == 4 ? 4.f : 2.f) * (d[0] - d[2]);
+  v[1] = vf(M == 4 ? -3.f : -1.f) * (d[1] + d[2]);
   v[2] = vf(3.f) * (d[1] - d[2]);
   v[3] = d[1] - d[3];
 }
@@ -725,19 +726,19 @@ struct wino_geom {
   int points() const { return (m + 2) * (m + 2); }  // transform-domain values per tile (xi)
 };
 
-// F(2,3) edge tiles. Where an F(4,3) map's last tile column (or row) holds 2 outputs or fewer (34 = 8 x 4 + 2), its
-// tiles take F(2,3) in that direction instead of computing 4 outputs and dropping 2: points 0, 1, -1, inf, a subset of
-// F(4,3)'s (transform points 0, 1, 2 and 5 of its 6), so their products use F(4,3)'s transformed weights there and
-// skip its other 2 points (at 34x34, 2704 products per channel pair instead of 2916). F(4,3)'s G rows at those points
-// are 1/4, -1/3 and -1/3 of F(2,3)'s (and 1 at inf): the edge input transform carries the factors 4, -3, -3, 1.
-// Used by the gated kernels; x: the last tile column, y: the last tile row of the map.
+// F(2,3) edge tiles. Where an F(m,3) map's last tile column (or row) holds 2 outputs or fewer (34 = 8 x 4 + 2,
+// 17 = 5 x 3 + 2), its tiles take F(2,3) in that direction instead of computing m outputs and dropping the rest:
+// points 0, 1, -1, inf, a subset of F(m,3)'s (transform points 0, 1, 2 and m + 1), so their products use F(m,3)'s
+// transformed weights there and skip its other points (per channel pair at 34x34 2704 products instead of 2916, at
+// 17x17 841 instead of 900). F(4,3)'s G rows at those points are 1/4, -1/3, -1/3 and 1 of F(2,3)'s, F(3,3)'s 1/2, -1,
+// -1/3 and 1: the edge input transform carries the inverse factors. Used by the gated kernels; x: the last tile
+// column, y: the last tile row of the map.
 struct wino_edges {
   bool x = false, y = false;
-  static wino_edges of(const wino_geom& g) { return {g.m == 4 && g.ow - 4 * (g.tw - 1) <= 2, g.m == 4 && g.oh - 4 * (g.th - 1) <= 2}; }
+  static wino_edges of(const wino_geom& g) { return {g.ow - g.m * (g.tw - 1) <= 2, g.oh - g.m * (g.th - 1) <= 2}; }
 };
-inline constexpr int edge_points[4] = {0, 1, 2, 5};
-// Whether F(4,3) transform point index q (0..5, in one direction) is one of the edge tiles' points.
-constexpr bool edge_point(int q) { return q != 3 && q != 4; }
+// Whether transform point index q (0..m+1, in one direction) of F(m,3) is one of the edge tiles' points.
+constexpr bool edge_point(int m, int q) { return q < 3 || q == m + 1; }
 // Row stride for transform-domain matrices: a multiple of 256 floats would put the micro-kernel's
 // rows in a handful of L1 sets.
 inline std::ptrdiff_t padded_ld(int cp) { return cp % 256 == 0 ? cp + vw : cp; }
@@ -798,36 +799,36 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
 
 // One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its values at the points it uses.
 // Each case compiled apart keeps its intermediate block (6 x 4, 4 x 6 or 4 x 4 vectors) in registers.
-template <bool Stream, bool EY, bool EX>
+template <int M, bool Stream, bool EY, bool EX>
 inline void wino_input_tile_edge_m(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp) {
-  constexpr int ny = EY ? 4 : 6, nx = EX ? 4 : 6;
+  constexpr int A = M + 2, ny = EY ? 4 : A, nx = EX ? 4 : A, points[4] = {0, 1, 2, M + 1};
   for (int c = 0; c < cinp; c += vw) {
     vf tmp[ny][nx];
     for (int j = 0; j < nx; ++j) {  // columns
-      vf col[6], out[6];
+      vf col[A], out[A];
       for (int i = 0; i < ny; ++i) col[i] = vf::load_aligned(base + i * rs + std::ptrdiff_t(j) * cinp + c);
-      if constexpr (EY) wino_edge_in_1d(col, out);
-      else wino_in_1d(col, out);
+      if constexpr (EY) wino_edge_in_1d<M>(col, out);
+      else wino_tile<M>::in(col, out);
       for (int q = 0; q < ny; ++q) tmp[q][j] = out[q];
     }
     for (int q = 0; q < ny; ++q) {  // rows
-      vf out[6];
-      if constexpr (EX) wino_edge_in_1d(tmp[q], out);
-      else wino_in_1d(tmp[q], out);
-      const int i = EY ? edge_points[q] : q;
+      vf out[A];
+      if constexpr (EX) wino_edge_in_1d<M>(tmp[q], out);
+      else wino_tile<M>::in(tmp[q], out);
+      const int i = EY ? points[q] : q;
       for (int k = 0; k < nx; ++k) {
-        float* at = vt + (i * 6 + (EX ? edge_points[k] : k)) * xi_stride + c;
+        float* at = vt + (i * A + (EX ? points[k] : k)) * xi_stride + c;
         if constexpr (Stream) stream_store(at, out[k]);
         else out[k].store_aligned(at);
       }
     }
   }
 }
-template <bool Stream>
+template <int M, bool Stream>
 inline void wino_input_tile_edge(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp, bool ey, bool ex) {
-  if (ey && ex) wino_input_tile_edge_m<Stream, true, true>(vt, xi_stride, base, rs, cinp);
-  else if (ey) wino_input_tile_edge_m<Stream, true, false>(vt, xi_stride, base, rs, cinp);
-  else wino_input_tile_edge_m<Stream, false, true>(vt, xi_stride, base, rs, cinp);
+  if (ey && ex) wino_input_tile_edge_m<M, Stream, true, true>(vt, xi_stride, base, rs, cinp);
+  else if (ey) wino_input_tile_edge_m<M, Stream, true, false>(vt, xi_stride, base, rs, cinp);
+  else wino_input_tile_edge_m<M, Stream, false, true>(vt, xi_stride, base, rs, cinp);
 }
 
 // V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp). Stream: V written
@@ -837,7 +838,7 @@ inline void wino_input_tile_edge(float* vt, std::ptrdiff_t xi_stride, const floa
 // outgrow the 32 registers, and their spills cost more than the reloads (measured alone, 64 channels, 81
 // tiles: 13.4-14.2 us per sample all at once, 12.5-12.8 in groups of 3 rows, 12.8-13.1 of 2; F(3,3)'s 25
 // fit: at 256 channels x 9 tiles 2.8-3.8 us all at once, 4.0-5.4 in groups).
-// edges: which tiles take F(2,3) (F(4,3) only); row0: the map's tile row of row_ptr[0].
+// edges: which tiles take F(2,3); row0: the map's tile row of row_ptr[0].
 template <int M, bool Stream>
 inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
                                    const float* const* row_ptr, const wino_geom& g, long nrows, wino_edges e, long row0) {
@@ -876,50 +877,51 @@ inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrd
         }
     }
     for (int tx = tw; tx < g.tw; ++tx)
-      wino_input_tile_edge<Stream>(V + (t0 + r * g.tw + tx) * vld, xi_stride, row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp, rs, g.cinp, ey,
+      wino_input_tile_edge<M, Stream>(V + (t0 + r * g.tw + tx) * vld, xi_stride, row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp, rs, g.cinp, ey,
                                    e.x && tx == g.tw - 1);
   }
 }
 inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
                                  const float* const* row_ptr, const wino_geom& g, long nrows, bool stream = false,
                                  wino_edges e = {}, long row0 = 0) {
-  if (g.m == 3) (stream ? wino_input_transform_m<3, true> : wino_input_transform_m<3, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, {}, 0);
+  if (g.m == 3) (stream ? wino_input_transform_m<3, true> : wino_input_transform_m<3, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
   else (stream ? wino_input_transform_m<4, true> : wino_input_transform_m<4, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
 }
 
 // One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x 4 or 4 x 2)
 // from its values at the points it uses; columns from `cols` on are dropped.
-template <bool EY, bool EX>
+template <int M, bool EY, bool EX>
 inline void wino_output_tile_edge_m(float* y, std::ptrdiff_t yrs, const float* mt, std::ptrdiff_t xi_stride, int coutp, int cols) {
-  constexpr int ny = EY ? 4 : 6, nx = EX ? 4 : 6, my = EY ? 2 : 4;
+  constexpr int A = M + 2, ny = EY ? 4 : A, nx = EX ? 4 : A, my = EY ? 2 : M, points[4] = {0, 1, 2, M + 1};
   for (int c = 0; c < coutp; c += vw) {
     vf tmp[my][nx];
     for (int j = 0; j < nx; ++j) {  // columns
-      vf col[6], o[4];
-      for (int i = 0; i < ny; ++i) col[i] = vf::load_aligned(mt + ((EY ? edge_points[i] : i) * 6 + (EX ? edge_points[j] : j)) * xi_stride + c);
+      vf col[A], o[M];
+      for (int i = 0; i < ny; ++i) col[i] = vf::load_aligned(mt + ((EY ? points[i] : i) * A + (EX ? points[j] : j)) * xi_stride + c);
       if constexpr (EY) wino_edge_out_1d(col, o);
-      else wino_out_1d(col, o);
+      else wino_tile<M>::out(col, o);
       for (int q = 0; q < my; ++q) tmp[q][j] = o[q];
     }
     for (int q = 0; q < my; ++q) {  // rows
-      vf o[4];
+      vf o[M];
       if constexpr (EX) wino_edge_out_1d(tmp[q], o);
-      else wino_out_1d(tmp[q], o);
+      else wino_tile<M>::out(tmp[q], o);
       for (int k = 0; k < cols; ++k) o[k].store_aligned(y + q * yrs + std::ptrdiff_t(k) * coutp + c);
     }
   }
 }
+template <int M>
 inline void wino_output_tile_edge(float* y, std::ptrdiff_t yrs, const float* mt, std::ptrdiff_t xi_stride, int coutp, int cols, bool ey,
                                   bool ex) {
-  if (ey && ex) wino_output_tile_edge_m<true, true>(y, yrs, mt, xi_stride, coutp, cols);
-  else if (ey) wino_output_tile_edge_m<true, false>(y, yrs, mt, xi_stride, coutp, cols);
-  else wino_output_tile_edge_m<false, true>(y, yrs, mt, xi_stride, coutp, cols);
+  if (ey && ex) wino_output_tile_edge_m<M, true, true>(y, yrs, mt, xi_stride, coutp, cols);
+  else if (ey) wino_output_tile_edge_m<M, true, false>(y, yrs, mt, xi_stride, coutp, cols);
+  else wino_output_tile_edge_m<M, false, true>(y, yrs, mt, xi_stride, coutp, cols);
 }
 
 // One tile row of the output transform: the tw tiles of M starting at mrow (M[xi][t][co]) into ybuf,
 // channels-last [m][ow][coutp] (the last tile's columns past ow dropped), so the rows follow one another as
 // in an NCHW plane.
-// edges (F(4,3) only); row: the map's tile row of mrow.
+// edges: which tiles take F(2,3); row: the map's tile row of mrow.
 template <int M>
 inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g, wino_edges e,
                               long row) {
@@ -946,12 +948,12 @@ inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_
     }
   }
   for (int tx = tw; tx < g.tw; ++tx)
-    wino_output_tile_edge(ybuf + std::ptrdiff_t(M * tx) * g.coutp, yrs, mrow + tx * mld, xi_stride, g.coutp, std::min(M, g.ow - M * tx), ey,
+    wino_output_tile_edge<M>(ybuf + std::ptrdiff_t(M * tx) * g.coutp, yrs, mrow + tx * mld, xi_stride, g.coutp, std::min(M, g.ow - M * tx), ey,
                           e.x && tx == g.tw - 1);
 }
 inline void wino_output_row(float* ybuf, const float* mrow, std::ptrdiff_t xi_stride, std::ptrdiff_t mld, const wino_geom& g, wino_edges e = {},
                             long row = 0) {
-  if (g.m == 3) wino_output_row_m<3>(ybuf, mrow, xi_stride, mld, g, {}, 0);
+  if (g.m == 3) wino_output_row_m<3>(ybuf, mrow, xi_stride, mld, g, e, row);
   else wino_output_row_m<4>(ybuf, mrow, xi_stride, mld, g, e, row);
 }
 

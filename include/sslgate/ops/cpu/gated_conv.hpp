@@ -41,8 +41,9 @@
 //     for ownership first.
 //   * Winograd tiles: F(3,3) wherever it needs no more products than F(4,3) (tile_size), so the gated path does
 //     the dense conv2d's transform-domain products per channel pair, in 25 transform points rather than 36 where
-//     the two tie (17x17); in bands, an F(4,3) map's last tile row and column take F(2,3) where they hold 2
-//     outputs or fewer (34x34: 2704 products per channel pair instead of 2916; row_tiles).
+//     the two tie (17x17); where samples run one at a time, a map's last tile row and column take F(2,3) where
+//     they hold 2 outputs or fewer (per channel pair 2704 products instead of 2916 at 34x34, 841 instead of 900 at
+//     17x17; point_runs).
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
@@ -715,16 +716,21 @@ inline constexpr int per_sample_tiles = 25;
 // open channels, samples at d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2.
 // Two tile rows per band: 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
 inline constexpr int band_rows = 1, band_open_ratio = 2;
-// Tiles of tile row `row` that use transform point xi: a prefix of the row, all of it but where F(2,3) edge tiles
-// (detail::wino_edges, taken in bands) skip the point: the row's last tile for 2 of the 6 points in x, an edge row's
-// every tile for 2 of the 6 in y. Measured, in-process pairs, 2 threads, batch 64, 64@34 (2704 products per channel
-// pair instead of 2916), time against whole F(4,3) tiles: 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.970-0.975 at
-// 0.5; the outputs within 1.3e-5 of theirs on values up to 8.4.
-inline int row_tiles(const detail::wino_edges& e, const detail::wino_geom& g, int row, int xi) {
-  static_assert(band_rows == 1, "with edge tiles a point's tiles are a prefix of each row, not of a band");
+// f(t0, nt) over the runs of tiles of tile rows [r0, r1) that use transform point xi (t0 counted from the map's first
+// tile): all of them in one run, but where F(2,3) edge tiles (detail::wino_edges, where samples run one at a time) skip
+// the point: each row's last tile for the points F(2,3) lacks in x (2 of F(4,3)'s 6, 1 of F(3,3)'s 5), the last row for
+// those in y. Measured, in-process pairs, 2 threads, batch 64, 64@34 in bands (2704 products per channel pair instead
+// of 2916), time against whole F(4,3) tiles: 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.970-0.975 at 0.5; the
+// outputs within 1.3e-5 of theirs on values up to 8.4.
+template <class F>
+inline void point_runs(const detail::wino_edges& e, const detail::wino_geom& g, int xi, int r0, int r1, F f) {
   const int a = g.m + 2;
-  if (e.y && row == g.th - 1 && !detail::edge_point(xi / a)) return 0;
-  return g.tw - (e.x && !detail::edge_point(xi % a) ? 1 : 0);
+  if (e.y && !detail::edge_point(g.m, xi / a)) r1 = std::min(r1, g.th - 1);
+  if (!e.x || detail::edge_point(g.m, xi % a)) {
+    if (r1 > r0) f(r0 * g.tw, (r1 - r0) * g.tw);
+  } else {
+    for (int r = r0; r < r1; ++r) f(r * g.tw, g.tw - 1);
+  }
 }
 
 // The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
@@ -931,8 +937,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // X panels: conv1's, then conv2's gathered rows.
     const bool bands1 = packed1 && !whole_batch && chunk == 1 && g1.th > band_rows;
     const bool bands2 = !whole_batch && chunk == 1 && g2full.th > band_rows;
-    // F(2,3) edge tiles, in bands only (the other forms keep whole F(4,3) tiles).
-    const detail::wino_edges edges1 = detail::wino_edges::of(g1), edges2 = detail::wino_edges::of(g2full), plain{};
+    // F(2,3) edge tiles where samples run one at a time: conv1's in its packed form, conv2's (the shared batch and the
+    // dot form keep whole tiles).
+    const detail::wino_edges plain{}, edges1 = per_sample && packed1 ? detail::wino_edges::of(g1) : plain,
+                                      edges2 = per_sample ? detail::wino_edges::of(g2full) : plain;
     const auto banded1 = [&](int i) { return bands1 && band_open_ratio * ldn[i] <= tiles; };
     const auto banded2 = [&](int i) { return bands2 && band_open_ratio * ldn[i] <= tiles; };
     const std::size_t panel_floats = std::size_t(coutp) * std::max(cinp, coutp);
@@ -992,7 +1000,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const bool prefetch_next = whole_batch && next >= 0;
         for (int r = 0; r < g1.th; ++r) {
           if (prefetch_next) prefetch_x(next, r, g1.th);
-          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch);
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch,
+                                       edges1, r);
         }
       }
     };
@@ -1072,8 +1081,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           for (int i = i0; i < i1; ++i) {
             if (cnt[i] == 0) continue;
             pack_open(panel, i, xi);
-            packed_products(M1 + xi * comp_xi + off[i], ldn[i], V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1, tiles,
-                            panel, i, xi);
+            const float* v1 = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
+            point_runs(edges1, g1, xi, 0, g1.th, [&](int t0, int nt) {
+              packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ldn[i], ldn[i], v1 + std::ptrdiff_t(t0) * vld1, nt, panel, i, xi);
+            });
           }
       } else if (wino1) {
         for (int q = q_lo; q < q_hi; ++q)
@@ -1105,8 +1116,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
         detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, std::min(band_rows, g1.th - r0), false, edges1, r0);
         for (int xi = 0; xi < X; ++xi)
-          if (const int nt_xi = row_tiles(edges1, g1, r0, xi); nt_xi > 0)
-            packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g1.tw * ld, ld, V1 + xi * vb_xi, nt_xi, panel + xi * pstride, i, xi);
+          point_runs(edges1, g1, xi, r0, std::min(r0 + band_rows, g1.th), [&](int t0, int nt) {  // V1 holds the band's tiles
+            packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ld, ld, V1 + xi * vb_xi + std::ptrdiff_t(t0 - r0 * g1.tw) * vld1, nt,
+                            panel + xi * pstride, i, xi);
+          });
       }
     };
     // --- phase 3: conv1 output + BN1 shift + ReLU, written channels-last straight into conv2's padded input
@@ -1150,7 +1163,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           gc.coutp = ld;
           const std::ptrdiff_t yrs = std::ptrdiff_t(ow) * ld;  // wino_output_row's row stride
           for (int r = 0; r < gc.th; ++r) {
-            detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc, banded1(i) ? edges1 : plain, r);
+            detail::wino_output_row(ybuf, M1 + off[i] + std::ptrdiff_t(r) * gc.tw * ld, comp_xi, ld, gc, edges1, r);
             for (int y = m * r; y < std::min(m * r + m, oh); ++y) put_row(xbuf + (y + 1) * rs + ld, ybuf + (y - m * r) * yrs);
           }
         } else {
@@ -1190,7 +1203,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch, banded2(i) ? edges2 : plain);
+        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch, edges2);
       }
     };
     // --- phase 4: conv2 products with indexed weight rows, item `item` of (xi, column panel); the panel of item
@@ -1219,8 +1232,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const float* a = V2 + xi * comp_xi + off[i];
         float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
         const int* idx = lists[std::size_t(i)].data();
-        idx_row_blocks(tiles, nv, [&](int t0, int mr) {
-          pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, panel, nv * vw, idx, c);
+        point_runs(edges2, g2full, xi, 0, g2full.th, [&](int t1, int nt) {
+          idx_row_blocks(nt, nv, [&](int t0, int mr) {
+            pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, panel, nv * vw, idx, c);
+          });
         });
       }
     };
@@ -1244,9 +1259,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         for (int item = 0; item < X * panels2; ++item) {
           const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
           const float* a = V2 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g2full.tw * ld;
-          float* m2 = M2 + xi * mb_xi + n0;
-          idx_row_blocks(row_tiles(edges2, g2full, r0, xi), nv, [&](int t0, int mr) {
-            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t0) * mld2, mld2, a + std::ptrdiff_t(t0) * ld, ld, wp, nv * vw, iota.data(), c);
+          float* m2 = M2 + xi * mb_xi + n0;  // the band's tiles
+          point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt) {
+            t1 -= r0 * g2full.tw;
+            idx_row_blocks(nt, nv, [&](int t0, int mr) {
+              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, wp, nv * vw, iota.data(), c);
+            });
           });
           wp += std::ptrdiff_t(c) * nv * vw;
         }
@@ -1282,7 +1300,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           for (int xi = 0; xi < X && prefetch_next; ++xi)
             prefetch_share(M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(next - c0) * tiles * mld2, sizeof(float) * tiles * mld2, r, g2full.th);
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + (std::ptrdiff_t(i - c0) * tiles + std::ptrdiff_t(r) * g2full.tw) * mld2,
-                                  std::ptrdiff_t(m2_xi), mld2, g2full);
+                                  std::ptrdiff_t(m2_xi), mld2, g2full, edges2, r);
         }
         if (fused_sc)
           transpose_tail_cl(on, plane, obuf, coutp, int(plane), co, tail_sc.data(), tail_sh.data(), rbuf + std::size_t(i - c0) * res_floats, pf,
