@@ -719,9 +719,10 @@ inline constexpr int band_rows = 1, band_open_ratio = 2;
 // f(t0, nt) over the runs of tiles of tile rows [r0, r1) that use transform point xi (t0 counted from the map's first
 // tile): all of them in one run, but where F(2,3) edge tiles (detail::wino_edges, where samples run one at a time) skip
 // the point: each row's last tile for the points F(2,3) lacks in x (2 of F(4,3)'s 6, 1 of F(3,3)'s 5), the last row for
-// those in y. Measured, in-process pairs, 2 threads, batch 64, 64@34 in bands (2704 products per channel pair instead
-// of 2916), time against whole F(4,3) tiles: 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.970-0.975 at 0.5; the
-// outputs within 1.3e-5 of theirs on values up to 8.4.
+// those in y. Measured, in-process pairs, 2 threads, batch 64, time against whole tiles: 64@34 (2704 products per
+// channel pair instead of 2916) 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.962-0.975 at 0.5, 0.951-0.955 at 0.75;
+// 128@17 (841 instead of 900) 0.983-0.991 at d 0.25, 0.974-0.978 at 0.5; the outputs within 1.4e-5 of theirs on
+// values up to 8.4.
 template <class F>
 inline void point_runs(const detail::wino_edges& e, const detail::wino_geom& g, int xi, int r0, int r1, F f) {
   const int a = g.m + 2;
