@@ -736,6 +736,9 @@ struct wino_geom {
 struct wino_edges {
   bool x = false, y = false;
   static wino_edges of(const wino_geom& g) { return {g.ow - g.m * (g.tw - 1) <= 2, g.oh - g.m * (g.th - 1) <= 2}; }
+  // Whether the map's tile row `row` is an edge row; the plain F(m,3) tiles that lead it (the edge tiles follow).
+  bool edge_row(const wino_geom& g, long row) const { return y && row % g.th == g.th - 1; }
+  int plain_tiles(const wino_geom& g, long row) const { return edge_row(g, row) ? 0 : g.tw - (x ? 1 : 0); }
 };
 // Whether transform point index q (0..m+1, in one direction) of F(m,3) is one of the edge tiles' points.
 constexpr bool edge_point(int m, int q) { return q < 3 || q == m + 1; }
@@ -797,8 +800,8 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
   }
 }
 
-// One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its values at the points it uses.
-// Each case compiled apart keeps its intermediate block (6 x 4, 4 x 6 or 4 x 4 vectors) in registers.
+// One F(M,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its values at the points it uses.
+// Each case compiled apart keeps its intermediate block ((M + 2) x 4, 4 x (M + 2) or 4 x 4 vectors) in registers.
 template <int M, bool Stream, bool EY, bool EX>
 inline void wino_input_tile_edge_m(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp) {
   constexpr int A = M + 2, ny = EY ? 4 : A, nx = EX ? 4 : A, points[4] = {0, 1, 2, M + 1};
@@ -845,8 +848,8 @@ inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrd
   constexpr int A = M + 2, R = M == 4 ? 3 : A;
   const std::ptrdiff_t rs = std::ptrdiff_t(g.pcols()) * g.cinp;
   for (long r = 0; r < nrows; ++r) {
-    const bool ey = e.y && (row0 + r) % g.th == g.th - 1;
-    const int tw = ey ? 0 : g.tw - (e.x ? 1 : 0);  // the tiles of plain F(M,3), then the edge tiles
+    const bool ey = e.edge_row(g, row0 + r);
+    const int tw = e.plain_tiles(g, row0 + r);
     for (int tx = 0; tx < tw; ++tx) {
       const float* base = row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp;
       float* vt = V + (t0 + r * g.tw + tx) * vld;
@@ -888,7 +891,7 @@ inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdif
   else (stream ? wino_input_transform_m<4, true> : wino_input_transform_m<4, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
 }
 
-// One F(4,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x 4 or 4 x 2)
+// One F(M,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x M or M x 2)
 // from its values at the points it uses; columns from `cols` on are dropped.
 template <int M, bool EY, bool EX>
 inline void wino_output_tile_edge_m(float* y, std::ptrdiff_t yrs, const float* mt, std::ptrdiff_t xi_stride, int coutp, int cols) {
@@ -927,8 +930,8 @@ inline void wino_output_row_m(float* ybuf, const float* mrow, std::ptrdiff_t xi_
                               long row) {
   constexpr int A = M + 2;
   const std::ptrdiff_t yrs = std::ptrdiff_t(g.ow) * g.coutp;
-  const bool ey = e.y && row % g.th == g.th - 1;
-  const int tw = ey ? 0 : g.tw - (e.x ? 1 : 0);  // the tiles of plain F(M,3), then the edge tiles
+  const bool ey = e.edge_row(g, row);
+  const int tw = e.plain_tiles(g, row);
   for (int tx = 0; tx < tw; ++tx) {
     const float* mt = mrow + tx * mld;
     const int cols = std::min(M, g.ow - M * tx);
