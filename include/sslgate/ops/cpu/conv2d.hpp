@@ -462,17 +462,7 @@ inline constexpr bool has_half = vw == 16;
 inline constexpr bool has_half = false;
 #endif
 
-// Non-temporal stores, for buffers much larger than L2 that are only read back in a later phase: each line is
-// written without first being read from memory (the read-for-ownership a plain store pays on a miss). p: a
-// whole aligned vector. stream_fence orders them before the barrier that hands the buffer on.
-inline void stream_store(float* p, const vf& v) {
-#if defined(__AVX512F__)
-  if constexpr (vw == 16) return _mm512_stream_ps(p, v);
-#elif defined(__AVX__)
-  if constexpr (vw == 8) return _mm256_stream_ps(p, v);
-#endif
-  v.store_aligned(p);
-}
+// Orders non-temporal stores (blk::stream) before what follows them.
 inline void stream_fence() {
 #if defined(__SSE__)
   _mm_sfence();
@@ -802,7 +792,7 @@ inline void wino_pack_input(float* buf, const float** row_ptr, const float* in, 
 
 // One F(M,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its values at the points it uses.
 // Each case compiled apart keeps its intermediate block ((M + 2) x 4, 4 x (M + 2) or 4 x 4 vectors) in registers.
-template <int M, bool Stream, bool EY, bool EX>
+template <int M, bool EY, bool EX>
 inline void wino_input_tile_edge_m(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp) {
   constexpr int A = M + 2, ny = EY ? 4 : A, nx = EX ? 4 : A, points[4] = {0, 1, 2, M + 1};
   for (int c = 0; c < cinp; c += vw) {
@@ -820,29 +810,26 @@ inline void wino_input_tile_edge_m(float* vt, std::ptrdiff_t xi_stride, const fl
       else wino_tile<M>::in(tmp[q], out);
       const int i = EY ? points[q] : q;
       for (int k = 0; k < nx; ++k) {
-        float* at = vt + (i * A + (EX ? points[k] : k)) * xi_stride + c;
-        if constexpr (Stream) stream_store(at, out[k]);
-        else out[k].store_aligned(at);
+        out[k].store_aligned(vt + (i * A + (EX ? points[k] : k)) * xi_stride + c);
       }
     }
   }
 }
-template <int M, bool Stream>
+template <int M>
 inline void wino_input_tile_edge(float* vt, std::ptrdiff_t xi_stride, const float* base, std::ptrdiff_t rs, int cinp, bool ey, bool ex) {
-  if (ey && ex) wino_input_tile_edge_m<M, Stream, true, true>(vt, xi_stride, base, rs, cinp);
-  else if (ey) wino_input_tile_edge_m<M, Stream, true, false>(vt, xi_stride, base, rs, cinp);
-  else wino_input_tile_edge_m<M, Stream, false, true>(vt, xi_stride, base, rs, cinp);
+  if (ey && ex) wino_input_tile_edge_m<M, true, true>(vt, xi_stride, base, rs, cinp);
+  else if (ey) wino_input_tile_edge_m<M, true, false>(vt, xi_stride, base, rs, cinp);
+  else wino_input_tile_edge_m<M, false, true>(vt, xi_stride, base, rs, cinp);
 }
 
-// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp). Stream: V written
-// with stream_store.
+// V[xi][t][c] for the tiles of rows [r0, r1); t counted from t0. V row stride vld (>= cinp).
 // The column pass yields R rows of B^T d at a time (the columns reloaded for each group, and only what those
 // rows need computed), each then taken through the row pass: F(4,3)'s 36 intermediate vectors at once would
 // outgrow the 32 registers, and their spills cost more than the reloads (measured alone, 64 channels, 81
 // tiles: 13.4-14.2 us per sample all at once, 12.5-12.8 in groups of 3 rows, 12.8-13.1 of 2; F(3,3)'s 25
 // fit: at 256 channels x 9 tiles 2.8-3.8 us all at once, 4.0-5.4 in groups).
 // edges: which tiles take F(2,3); row0: the map's tile row of row_ptr[0].
-template <int M, bool Stream>
+template <int M>
 inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
                                    const float* const* row_ptr, const wino_geom& g, long nrows, wino_edges e, long row0) {
   constexpr int A = M + 2, R = M == 4 ? 3 : A;
@@ -872,23 +859,21 @@ inline void wino_input_transform_m(float* V, std::ptrdiff_t xi_stride, std::ptrd
             wino_tile<M>::in(tmp[q], out);
 #pragma GCC unroll 6
             for (int j = 0; j < A; ++j) {
-              float* at = vt + ((i0 + q) * A + j) * xi_stride + c;
-              if constexpr (Stream) stream_store(at, out[j]);
-              else out[j].store_aligned(at);
+              out[j].store_aligned(vt + ((i0 + q) * A + j) * xi_stride + c);
             }
           }
         }
     }
     for (int tx = tw; tx < g.tw; ++tx)
-      wino_input_tile_edge<M, Stream>(V + (t0 + r * g.tw + tx) * vld, xi_stride, row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp, rs, g.cinp, ey,
+      wino_input_tile_edge<M>(V + (t0 + r * g.tw + tx) * vld, xi_stride, row_ptr[r] + std::ptrdiff_t(M * tx) * g.cinp, rs, g.cinp, ey,
                                    e.x && tx == g.tw - 1);
   }
 }
 inline void wino_input_transform(float* V, std::ptrdiff_t xi_stride, std::ptrdiff_t vld, long t0,
-                                 const float* const* row_ptr, const wino_geom& g, long nrows, bool stream = false,
-                                 wino_edges e = {}, long row0 = 0) {
-  if (g.m == 3) (stream ? wino_input_transform_m<3, true> : wino_input_transform_m<3, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
-  else (stream ? wino_input_transform_m<4, true> : wino_input_transform_m<4, false>)(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
+                                 const float* const* row_ptr, const wino_geom& g, long nrows, wino_edges e = {},
+                                 long row0 = 0) {
+  if (g.m == 3) wino_input_transform_m<3>(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
+  else wino_input_transform_m<4>(V, xi_stride, vld, t0, row_ptr, g, nrows, e, row0);
 }
 
 // One F(M,3) tile whose rows (EY) and / or columns (EX) take F(2,3) (wino_edges): its outputs (2 x 2, 2 x M or M x 2)

@@ -26,10 +26,11 @@
 //     few tiles per sample the whole batch is one chunk that the threads share, the products split between
 //     them by transform point, so each weight is read once per call for every sample (each thread takes its
 //     share of a phase in order, then what the others have left, from the end: take_units). That batch's
-//     transform-domain buffers (15 MB each at 256@9) go to memory between phases: they are written with
-//     non-temporal stores (no read-for-ownership per line), and conv1's dot form prefetches the next
-//     sample's rows of its input (V1) while it computes the current one; likewise each thread brings its next
-//     sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
+//     transform-domain buffers (15 MB each at 256@9) outgrow L2 between phases: they are written with plain
+//     stores, so that what the last-level cache holds of them is read back from there (non-temporal stores sent
+//     them to memory: on a Zen 3 host the 256@9 block took 1.3x the time), and conv1's dot form prefetches the
+//     next sample's rows of its input (V1) while it computes the current one; likewise each thread brings its
+//     next sample's x (for conv1's copy), M2 and residual (for the output) into L2 while it works on the current one.
 //   * buffers whose uses do not overlap share memory (conv2's products and conv1's transformed input; conv2's
 //     transformed input and conv1's products; the output rows and the padded input rows), so that less of
 //     them leaves the cache between uses;
@@ -133,10 +134,13 @@ inline void take_units(std::atomic<bool>* taken, int nt, int tid, Share share, R
 }
 
 // Keeps v in a register: GCC would otherwise fold its load into each FMA that uses it as a memory operand, a
-// load per use (measured: the dot kernel 1.3-1.4x slower on a core with one 512-bit load per cycle).
+// load per use (measured: the dot kernel 1.3-1.4x slower on a core with one 512-bit load per cycle; with AVX2 on
+// a Zen 3 core, warm data, its 3 x 4 block ran at 2.6 vector FMAs per ns with the loads folded, 4.8 without).
 inline void in_register([[maybe_unused]] vf& v) {
 #if defined(__GNUC__) && defined(__AVX512F__)
   asm("" : "+v"(v.data));
+#elif defined(__GNUC__) && defined(__AVX2__)
+  asm("" : "+x"(v.data));
 #endif
 }
 
@@ -277,8 +281,7 @@ inline dot_fn pick_dot(int r, int c, bool acc = false) {
 }
 
 // Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
-// Stream: c (aligned rows) written with detail::stream_store.
-template <int MR, int NV, bool Stream = false>
+template <int MR, int NV>
 inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
                        const int* idx, int k) {
   vf acc[MR][NV];
@@ -301,10 +304,7 @@ inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdif
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if constexpr (Stream) detail::stream_store(c + m * ldc + v * vw, acc[m][v]);
-      else acc[m][v].store_unaligned(c + m * ldc + v * vw);
-    }
+    for (int v = 0; v < NV; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
 }
 using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
 // Rows of its register block for nv column vectors: a sample's few open channels (nv up to half the full width)
@@ -313,42 +313,36 @@ using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, co
 inline constexpr int idx_mr_max = 12;
 constexpr bool idx_narrow(int nv) { return 2 * nv <= detail::ukr_nv; }
 constexpr int idx_mr(int nv) { return idx_narrow(nv) ? idx_mr_max : detail::ukr_mr; }
-template <bool S, int NV, int MR>
+template <int NV, int MR>
 constexpr idx_fn idx_entry() {
-  if constexpr (MR <= idx_mr(NV)) return &idx_kernel<MR, NV, S>;
+  if constexpr (MR <= idx_mr(NV)) return &idx_kernel<MR, NV>;
   else return nullptr;
 }
-template <bool S, int NV, int... M>
+template <int NV, int... M>
 constexpr std::array<idx_fn, sizeof...(M)> idx_row(std::integer_sequence<int, M...>) {
-  return {idx_entry<S, NV, M + 1>()...};
+  return {idx_entry<NV, M + 1>()...};
 }
-template <bool S, int... NV>
+template <int... NV>
 constexpr std::array<std::array<idx_fn, idx_mr_max>, sizeof...(NV)> idx_table(std::integer_sequence<int, NV...>) {
-  return {idx_row<S, NV + 1>(std::make_integer_sequence<int, idx_mr_max>{})...};
+  return {idx_row<NV + 1>(std::make_integer_sequence<int, idx_mr_max>{})...};
 }
 // mr <= idx_mr(nv).
-inline idx_fn pick_idx(int mr, int nv, bool stream = false) {
-  static constexpr auto t = idx_table<false>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  static constexpr auto ts = idx_table<true>(std::make_integer_sequence<int, detail::ukr_nv>{});
-  return (stream ? ts : t)[nv - 1][mr - 1];
+inline idx_fn pick_idx(int mr, int nv) {
+  static constexpr auto t = idx_table(std::make_integer_sequence<int, detail::ukr_nv>{});
+  return t[nv - 1][mr - 1];
 }
-// f(t0, mr) over register blocks of at most mr_max of `rows` rows: even, as few blocks as mr_max allows, their
-// sizes differing by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1); else mr_max rows and a shorter last
-// block.
+// f(t0, mr) over register blocks of at most mr_max of `rows` rows, as few as mr_max allows, their sizes differing
+// by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1; 9 as 5 + 4, not 6 + 3: with AVX2 a 3 x 2 block keeps
+// too few FMA chains in flight, and the 256@9 block took 0.97-0.99 of the time in 5 + 4; with AVX-512 equal
+// blocks measured no faster than full ones and a shorter last).
 template <class F>
-inline void row_blocks(int rows, int mr_max, bool even, F f) {
+inline void row_blocks(int rows, int mr_max, F f) {
   const int nb = (rows + mr_max - 1) / mr_max;
   for (int b = 0, t0 = 0; b < nb; ++b) {
-    const int mr = even ? rows / nb + (b < rows % nb) : std::min(mr_max, rows - t0);
+    const int mr = rows / nb + (b < rows % nb);
     f(t0, mr);
     t0 += mr;
   }
-}
-// The indexed-B kernel's blocks for nv column vectors: narrow, even blocks of up to idx_mr rows; full width,
-// ukr_mr rows and a shorter last block (equal blocks there, 25 tiles as 5 x 5 or 9 as 5 + 4, measured no faster).
-template <class F>
-inline void idx_row_blocks(int rows, int nv, F f) {
-  row_blocks(rows, idx_mr(nv), idx_narrow(nv), f);
 }
 
 
@@ -1001,7 +995,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const bool prefetch_next = whole_batch && next >= 0;
         for (int r = 0; r < g1.th; ++r) {
           if (prefetch_next) prefetch_x(next, r, g1.th);
-          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1, whole_batch,
+          detail::wino_input_transform(V1, std::ptrdiff_t(v1_xi), vld1, long(i - c0) * tiles + long(r) * g1.tw, row_ptr + r, g1, 1,
                                        edges1, r);
         }
       }
@@ -1053,7 +1047,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       // 64@34 block 0.93-0.95 of the time at densities 0.1 and 0.25).
       if (quad_open(i)) {
         const int nv = (c + 3) / 4;
-        return row_blocks(nt, quad_mr(nv), true, [&](int t0, int mr) {
+        return row_blocks(nt, quad_mr(nv), [&](int t0, int mr) {
           pick_quad(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 3) / 4);
         });
       }
@@ -1062,7 +1056,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const int tail = short_tail(i), cp = c - tail, ldp = int(round_up(cp, vw));
       for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
         const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
-        idx_row_blocks(nt, nv, [&](int t0, int mr) {
+        row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
           pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ldp, iota.data(), ci);
         });
       }
@@ -1115,7 +1109,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const std::ptrdiff_t pstride = std::ptrdiff_t(cinp) * ld, vb_xi = std::ptrdiff_t(band_rows) * g1.tw * vld1;
       for (int xi = 0; xi < X; ++xi) pack_open(panel + xi * pstride, i, xi);
       for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
-        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, std::min(band_rows, g1.th - r0), false, edges1, r0);
+        detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, std::min(band_rows, g1.th - r0), edges1, r0);
         for (int xi = 0; xi < X; ++xi)
           point_runs(edges1, g1, xi, r0, std::min(r0 + band_rows, g1.th), [&](int t0, int nt) {  // V1 holds the band's tiles
             packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ld, ld, V1 + xi * vb_xi + std::ptrdiff_t(t0 - r0 * g1.tw) * vld1, nt,
@@ -1204,7 +1198,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         auto gi = g2full;
         gi.cin = c;
         gi.cinp = ld;
-        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, whole_batch, edges2);
+        detail::wino_input_transform(V2 + off[i], comp_xi, ld, 0, row_ptr, gi, gi.th, edges2);
       }
     };
     // --- phase 4: conv2 products with indexed weight rows, item `item` of (xi, column panel); the panel of item
@@ -1234,8 +1228,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
         const int* idx = lists[std::size_t(i)].data();
         point_runs(edges2, g2full, xi, 0, g2full.th, [&](int t1, int nt) {
-          idx_row_blocks(nt, nv, [&](int t0, int mr) {
-            pick_idx(mr, nv, whole_batch)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, panel, nv * vw, idx, c);
+          row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
+            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, panel, nv * vw, idx, c);
           });
         });
       }
@@ -1263,7 +1257,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           float* m2 = M2 + xi * mb_xi + n0;  // the band's tiles
           point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt) {
             t1 -= r0 * g2full.tw;
-            idx_row_blocks(nt, nv, [&](int t0, int mr) {
+            row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
               pick_idx(mr, nv)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, wp, nv * vw, iota.data(), c);
             });
           });
@@ -1317,7 +1311,6 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const auto even = [&](long total) { return [=](int t, long& lo, long& hi) { split_range(total, nt, t, lo, hi); }; };
       const auto samples = [&](auto phase) { return [&, phase](long i, long next) { phase(int(i), int(i) + 1, int(next)); }; };
       take_units(taken.data(), nt, tid, even(n), samples(conv1_input));
-      detail::stream_fence();
 #pragma omp barrier
       if (packed1) {  // samples split evenly: each xi's open rows serve a thread's samples in turn
         long lo, hi;
@@ -1328,10 +1321,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       }
 #pragma omp barrier
       take_units(taken.data() + 2 * units, nt, tid, [&](int t, long& lo, long& hi) { work_range(nt, t, lo, hi); }, samples(conv2_input));
-      detail::stream_fence();
 #pragma omp barrier
       take_units(taken.data() + 3 * units, nt, tid, even(long(X) * panels2), [&](long q, long next) { conv2_item(int(q), int(next)); });
-      detail::stream_fence();
 #pragma omp barrier
       take_units(taken.data() + 4 * units, nt, tid, even(n), samples(conv2_output));
     } else {
