@@ -125,10 +125,10 @@ tensor<float> gated_eval(gated_basic_block<float>& block, const tensor<float>& x
 TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-mask", "[gating]") {
   // Shapes reaching each form of ops/cpu/gated_conv.hpp: conv1 products packed (many tiles: 34x34, 33x33 and 22x22,
   // their F(2,3) edge tiles of 2, 1 and 2 outputs, and 17x17, edges of 2, with more than one 64-column panel; few
-  // tiles with few channels: 9x9 at 16) or in dot form (few tiles: 5x5
-  // in 4 x 4 register blocks, 9x9 in 3 x 5), conv1 direct (stride 2: 6x6 and 9x9 outputs in dot form, all 9 taps
-  // per call, and 5x5 from 192 channels, 3 taps per call; 12x12 packed); chunks per thread (1 thread, or many
-  // tiles) and the batch shared by 2 threads (few tiles); random BN statistics so the folding matters.
+  // tiles with few channels: 9x9 at 16) or in dot form (few tiles: 9x9, and 5x5, whose edge tiles of 2 outputs run a
+  // tile row apart), conv1 direct (stride 2: 6x6 and 9x9 outputs in dot form, all 9 taps per call, and 5x5 from 192
+  // channels, 3 taps per call; 12x12 packed); chunks per thread (1 thread, or many tiles) and the batch shared by 2
+  // threads (few tiles); random BN statistics so the folding matters.
   struct geometry {
     int c_in, c_out, stride, hw;
   };

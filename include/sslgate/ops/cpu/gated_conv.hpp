@@ -42,9 +42,9 @@
 //     for ownership first.
 //   * Winograd tiles: F(3,3) wherever it needs no more products than F(4,3) (tile_size), so the gated path does
 //     the dense conv2d's transform-domain products per channel pair, in 25 transform points rather than 36 where
-//     the two tie (17x17); where samples run one at a time, a map's last tile row and column take F(2,3) where
-//     they hold 2 outputs or fewer (per channel pair 2704 products instead of 2916 at 34x34, 841 instead of 900 at
-//     17x17; point_runs).
+//     the two tie (17x17); a map's last tile row and column take F(2,3) where they hold 2 outputs or fewer (per
+//     channel pair 2704 products instead of 2916 at 34x34, 841 instead of 900 at 17x17, 81 instead of 100 at 5x5;
+//     point_runs).
 // Naive loops: gated_basic_block's unfused oracle (dense conv, BN, ReLU, multiply by the mask, dense conv).
 #include <sslgate/ops/cpu/conv2d.hpp>
 
@@ -710,22 +710,25 @@ inline constexpr int per_sample_tiles = 25;
 // open channels, samples at d 0.75 and 1 took 0.689 against 0.662 and 0.807 against 0.778: their panels crowd L2.
 // Two tile rows per band: 0.353 against 0.345 (conv1), 0.339 against 0.334 (conv2).
 inline constexpr int band_rows = 1, band_open_ratio = 2;
-// f(t0, nt) over the runs of tiles of tile rows [r0, r1) that use transform point xi (t0 counted from the map's first
-// tile): all of them in one run, but where F(2,3) edge tiles (detail::wino_edges, where samples run one at a time) skip
-// the point: each row's last tile for the points F(2,3) lacks in x (2 of F(4,3)'s 6, 1 of F(3,3)'s 5), the last row for
-// those in y. Measured, in-process pairs, 2 threads, batch 64, time against whole tiles: 64@34 (2704 products per
-// channel pair instead of 2916) 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.962-0.975 at 0.5, 0.951-0.955 at 0.75;
-// 128@17 (841 instead of 900) 0.983-0.991 at d 0.25, 0.974-0.978 at 0.5; the outputs within 1.4e-5 of theirs on
-// values up to 8.4.
+// f(t0, nt, step) over the runs of tiles of tile rows [r0, r1) that use transform point xi: tiles t0, t0 + step, ..., nt
+// of them (counted from the map's first tile). All of them in one run, but where F(2,3) edge tiles (detail::wino_edges)
+// skip the point: each row's last tile for the points F(2,3) lacks in x (2 of F(4,3)'s 6, 1 of F(3,3)'s 5), the last
+// row for those in y. Where that leaves one tile per row (5x5 maps), those tiles are one run, a row apart. Measured,
+// in-process pairs, 2 threads, batch 64, time against whole tiles: 64@34 (2704 products per channel pair instead of
+// 2916) 0.960-0.988 at d 0.25, 0.955-0.985 at 0.1, 0.962-0.975 at 0.5, 0.951-0.955 at 0.75; 128@17 (841 instead of
+// 900) 0.983-0.991 at d 0.25, 0.974-0.978 at 0.5; the outputs within 1.4e-5 of theirs on values up to 8.4. In the
+// shared batch (AVX2, Zen 3), 512@5 (81 instead of 100): 0.88 at d 0.25, 0.97 at 0.5, 0.91 at 0.75 (conv1's
+// products 0.86; conv2's 0.90-1.0, its runs of 2 tiles keeping 4 FMA chains in flight instead of 8); 256->512 s2
+// (conv2 only) 0.92 and 0.97 at d 0.25 and 0.75.
 template <class F>
 inline void point_runs(const detail::wino_edges& e, const detail::wino_geom& g, int xi, int r0, int r1, F f) {
   const int a = g.m + 2;
   if (e.y && !detail::edge_point(g.m, xi / a)) r1 = std::min(r1, g.th - 1);
-  if (!e.x || detail::edge_point(g.m, xi % a)) {
-    if (r1 > r0) f(r0 * g.tw, (r1 - r0) * g.tw);
-  } else {
-    for (int r = r0; r < r1; ++r) f(r * g.tw, g.tw - 1);
-  }
+  if (r1 <= r0) return;
+  if (!e.x || detail::edge_point(g.m, xi % a)) f(r0 * g.tw, (r1 - r0) * g.tw, 1);
+  else if (g.tw == 2) f(r0 * g.tw, r1 - r0, g.tw);
+  else
+    for (int r = r0; r < r1; ++r) f(r * g.tw, g.tw - 1, 1);
 }
 
 // The gate computed inside gated_block_forward, from the channel sums that its channels-last copy of each sample
@@ -932,10 +935,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // X panels: conv1's, then conv2's gathered rows.
     const bool bands1 = packed1 && !whole_batch && chunk == 1 && g1.th > band_rows;
     const bool bands2 = !whole_batch && chunk == 1 && g2full.th > band_rows;
-    // F(2,3) edge tiles where samples run one at a time: conv1's in its packed form, conv2's (the shared batch and the
-    // dot form keep whole tiles).
-    const detail::wino_edges plain{}, edges1 = per_sample && packed1 ? detail::wino_edges::of(g1) : plain,
-                                      edges2 = per_sample ? detail::wino_edges::of(g2full) : plain;
+    // F(2,3) edge tiles (point_runs), conv1's (Winograd) and conv2's.
+    const detail::wino_edges edges1 = wino1 ? detail::wino_edges::of(g1) : detail::wino_edges{}, edges2 = detail::wino_edges::of(g2full);
     const auto banded1 = [&](int i) { return bands1 && band_open_ratio * ldn[i] <= tiles; };
     const auto banded2 = [&](int i) { return bands2 && band_open_ratio * ldn[i] <= tiles; };
     const std::size_t panel_floats = std::size_t(coutp) * std::max(cinp, coutp);
@@ -1000,11 +1001,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         }
       }
     };
-    // conv1's dot form for a sample's open channels [j_lo, j_hi) at one transform point: m1, its rows (ld floats per
-    // tile); vbase, its transformed input rows; ubase, the point's weights. a_bytes of a_next come into L2
-    // meanwhile, a share per column block.
-    const auto dot_products = [&](float* m1, int ld, const float* vbase, int nt, const float* ubase, const std::vector<int>& A, int j_lo,
-                                  int j_hi, const float* a_next, std::size_t a_bytes) {
+    // conv1's dot form for a sample's open channels [j_lo, j_hi) at one transform point: m1, its nt rows (ld floats
+    // apart); vbase, its transformed input rows (vs floats apart); ubase, the point's weights. a_bytes of a_next come
+    // into L2 meanwhile, a share per column block.
+    const auto dot_products = [&](float* m1, std::ptrdiff_t ld, const float* vbase, std::ptrdiff_t vs, int nt, const float* ubase,
+                                  const std::vector<int>& A, int j_lo, int j_hi, const float* a_next, std::size_t a_bytes) {
       const int blocks = std::max(1, (j_hi - j_lo + db.cols - 1) / db.cols);
       for (int j0 = j_lo, b = 0; j0 < j_hi; j0 += db.cols, ++b) {
         const int cc = std::min(db.cols, j_hi - j0);
@@ -1012,7 +1013,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         prefetch_share(a_next, a_bytes, b, blocks);
         for (int t0 = 0; t0 < nt; t0 += db.rows) {
           const int rr = std::min(db.rows, nt - t0);
-          for (int r = 0; r < rr; ++r) ap[r] = vbase + std::ptrdiff_t(t0 + r) * vld1;
+          for (int r = 0; r < rr; ++r) ap[r] = vbase + (t0 + r) * vs;
           pick_dot(rr, cc)(m1 + std::ptrdiff_t(t0) * ld + j0, ld, ap.data(), bp.data(), cinp / vw, 1, one_segment, 0);
         }
       }
@@ -1020,7 +1021,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // conv1's packed form of sample i at transform point xi. pack_open: its open rows of U1[xi] into panel (quad
     // form, or whole vectors of channels; the next xi's rows come into L2 meanwhile: the pack would otherwise wait
     // on L3 for each of them, pointer-chased rows the hardware prefetcher does not follow); packed_products: the
-    // products of nt tiles (rows of vld floats from vbase) into m1, a short last vector in the dot form.
+    // products of nt tiles (rows vs floats apart from vbase) into m1 (rows ld floats apart), a short last vector in the
+    // dot form.
     // The quad form needs AVX-512.
 #if defined(__AVX512F__)
     const auto quad_open = [&](int i) { return cnt[i] <= quad_nv_max * 4; };
@@ -1040,7 +1042,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const int cp = c - short_tail(i);
       if (cp > 0) pack_rows(panel, int(round_up(cp, vw)), open_rows.data(), cp, cinp, rows);  // panel[k][j] = U1[xi][A[j]][k]
     };
-    const auto packed_products = [&](float* m1, int ld, const float* vbase, int nt, const float* panel, int i, int xi) {
+    const auto packed_products = [&](float* m1, std::ptrdiff_t ld, const float* vbase, std::ptrdiff_t vs, int nt, const float* panel, int i,
+                                     int xi) {
       const int c = cnt[i];
 #if defined(__AVX512F__)
       // Few open channels: the quad form (the pair form before it, against the packed form, in-process pairs: the
@@ -1048,7 +1051,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       if (quad_open(i)) {
         const int nv = (c + 3) / 4;
         return row_blocks(nt, quad_mr(nv), [&](int t0, int mr) {
-          pick_quad(mr, nv)(m1 + std::ptrdiff_t(t0) * ld, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel, (ci + 3) / 4);
+          pick_quad(mr, nv)(m1 + t0 * ld, ld, vbase + t0 * vs, vs, panel, (ci + 3) / 4);
         });
       }
 #endif
@@ -1057,12 +1060,12 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
         const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
         row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
-          pick_idx(mr, nv)(m1 + std::ptrdiff_t(t0) * ld + n0, ld, vbase + std::ptrdiff_t(t0) * vld1, vld1, panel + n0, ldp, iota.data(), ci);
+          pick_idx(mr, nv)(m1 + t0 * ld + n0, ld, vbase + t0 * vs, vs, panel + n0, ldp, iota.data(), ci);
         });
       }
       if (tail == 0) return;
-      for (int t = 0; t < nt; ++t) vf(0.f).store_aligned(m1 + std::ptrdiff_t(t) * ld + cp);  // lanes >= c: 0
-      dot_products(m1, ld, vbase, nt, U1 + xi * u1_xi, lists[std::size_t(i)], cp, c, nullptr, 0);
+      for (int t = 0; t < nt; ++t) vf(0.f).store_aligned(m1 + t * ld + cp);  // lanes >= c: 0
+      dot_products(m1, ld, vbase, vs, nt, U1 + xi * u1_xi, lists[std::size_t(i)], cp, c, nullptr, 0);
     };
     // --- phase 2: conv1 products of samples [i0, i1), items [q_lo, q_hi) of (xi, part of the output channels),
     //     parts1 per xi ---
@@ -1077,8 +1080,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             if (cnt[i] == 0) continue;
             pack_open(panel, i, xi);
             const float* v1 = V1 + xi * std::ptrdiff_t(v1_xi) + std::ptrdiff_t(i - c0) * tiles * vld1;
-            point_runs(edges1, g1, xi, 0, g1.th, [&](int t0, int nt) {
-              packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ldn[i], ldn[i], v1 + std::ptrdiff_t(t0) * vld1, nt, panel, i, xi);
+            point_runs(edges1, g1, xi, 0, g1.th, [&](int t0, int nt, int step) {
+              packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ldn[i], std::ptrdiff_t(step) * ldn[i], v1 + std::ptrdiff_t(t0) * vld1,
+                              std::ptrdiff_t(step) * vld1, nt, panel, i, xi);
             });
           }
       } else if (wino1) {
@@ -1096,7 +1100,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
             // (they come from memory: the whole batch's V1 is far larger than L2).
             const float* a_next = vbase + std::ptrdiff_t(tiles) * vld1;
             const std::size_t a_bytes = i + 1 < i1 ? sizeof(float) * tiles * vld1 : 0;
-            dot_products(m1, ld, vbase, tiles, ubase, A, j_lo, j_hi, a_next, a_bytes);
+            point_runs(edges1, g1, xi, 0, g1.th, [&](int t0, int nt, int step) {
+              dot_products(m1 + std::ptrdiff_t(t0) * ld, std::ptrdiff_t(step) * ld, vbase + std::ptrdiff_t(t0) * vld1, std::ptrdiff_t(step) * vld1, nt,
+                           ubase, A, j_lo, j_hi, a_next, a_bytes);
+            });
           }
       }
     };
@@ -1111,8 +1118,9 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       for (int r0 = 0; r0 < g1.th; r0 += band_rows) {
         detail::wino_input_transform(V1, vb_xi, vld1, 0, row_ptr + r0, g1, std::min(band_rows, g1.th - r0), edges1, r0);
         for (int xi = 0; xi < X; ++xi)
-          point_runs(edges1, g1, xi, r0, std::min(r0 + band_rows, g1.th), [&](int t0, int nt) {  // V1 holds the band's tiles
-            packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ld, ld, V1 + xi * vb_xi + std::ptrdiff_t(t0 - r0 * g1.tw) * vld1, nt,
+          point_runs(edges1, g1, xi, r0, std::min(r0 + band_rows, g1.th), [&](int t0, int nt, int step) {  // V1 holds the band's tiles
+            packed_products(M1 + xi * comp_xi + off[i] + std::ptrdiff_t(t0) * ld, std::ptrdiff_t(step) * ld,
+                            V1 + xi * vb_xi + std::ptrdiff_t(t0 - r0 * g1.tw) * vld1, std::ptrdiff_t(step) * vld1, nt,
                             panel + xi * pstride, i, xi);
           });
       }
@@ -1227,9 +1235,10 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         const float* a = V2 + xi * comp_xi + off[i];
         float* m2 = M2 + xi * std::ptrdiff_t(m2_xi) + std::ptrdiff_t(i - c0) * tiles * mld2 + n0;
         const int* idx = lists[std::size_t(i)].data();
-        point_runs(edges2, g2full, xi, 0, g2full.th, [&](int t1, int nt) {
+        point_runs(edges2, g2full, xi, 0, g2full.th, [&](int t1, int nt, int step) {
           row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
-            pick_idx(mr, nv)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, panel, nv * vw, idx, c);
+            const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
+            pick_idx(mr, nv)(m2 + t * mld2, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, panel, nv * vw, idx, c);
           });
         });
       }
@@ -1255,10 +1264,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
           const float* a = V2 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g2full.tw * ld;
           float* m2 = M2 + xi * mb_xi + n0;  // the band's tiles
-          point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt) {
+          point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt, int step) {
             t1 -= r0 * g2full.tw;
             row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
-              pick_idx(mr, nv)(m2 + std::ptrdiff_t(t1 + t0) * mld2, mld2, a + std::ptrdiff_t(t1 + t0) * ld, ld, wp, nv * vw, iota.data(), c);
+              const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
+              pick_idx(mr, nv)(m2 + t * mld2, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, wp, nv * vw, iota.data(), c);
             });
           });
           wp += std::ptrdiff_t(c) * nv * vw;
