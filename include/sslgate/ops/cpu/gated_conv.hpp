@@ -1259,19 +1259,21 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
       const std::ptrdiff_t mb_xi = std::ptrdiff_t(band_rows) * g2full.tw * mld2;
       for (int r0 = 0; r0 < g2full.th; r0 += band_rows) {
         const int rows_b = std::min(band_rows, g2full.th - r0);
-        const float* wp = panel;
-        for (int item = 0; item < X * panels2; ++item) {
-          const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
+        for (int xi = 0; xi < X; ++xi) {
           const float* a = V2 + xi * comp_xi + off[i] + std::ptrdiff_t(r0) * g2full.tw * ld;
-          float* m2 = M2 + xi * mb_xi + n0;  // the band's tiles
+          const float* wx = panel + std::ptrdiff_t(xi) * c * coutp;  // the point's gathered rows, column panel by panel
+          float* m2 = M2 + xi * mb_xi;                                // the band's tiles
           point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt, int step) {
             t1 -= r0 * g2full.tw;
-            row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
-              const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
-              pick_idx(mr, nv)(m2 + t * mld2, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, wp, nv * vw, iota.data(), c);
-            });
+            for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
+              const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+              row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
+                const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
+                pick_idx(mr, nv)(m2 + t * mld2 + n0, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, wx + std::ptrdiff_t(c) * n0, nv * vw,
+                                 iota.data(), c);
+              });
+            }
           });
-          wp += std::ptrdiff_t(c) * nv * vw;
         }
         for (int r = r0; r < r0 + rows_b; ++r)
           detail::wino_output_row(obuf + std::ptrdiff_t(m * r) * ow * coutp, M2 + std::ptrdiff_t(r - r0) * g2full.tw * mld2, mb_xi, mld2, g2full,
