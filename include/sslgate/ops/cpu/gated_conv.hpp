@@ -595,7 +595,9 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 // misalignment: the previous vector's last lanes, then this one's first; a row's first and last partial lines
 // stored plainly), so no line of dst is read for ownership first (caller: detail::stream_fence). Measured on
 // 64@34 at density 0.25 (paired rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed.
-inline constexpr int touch_lead = 8;
+// touch_lead: 128 positions ahead, 8 blocks of 16 with AVX-512; with AVX2 (blocks of 8 positions), 16 blocks ahead
+// instead of 8 took 0.93-0.99 of the gated block's time at 64@34, 64->128 s2, 256@9 and 512@5 (1.04 at 128@17).
+inline constexpr int touch_lead = 128 / vw;
 template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
                            Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
