@@ -1214,7 +1214,8 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
     // --- phase 4: conv2 products with indexed weight rows, item `item` of (xi, column panel); the panel of item
     //     `after` (or -1) comes into L2 meanwhile ---
     const auto panel_at = [&](int item) { return U2 + item / panels2 * u2_xi + std::ptrdiff_t(item % panels2 * detail::panel_w) * co; };
-    const auto panel_nv = [&](int item) { return std::min(detail::ukr_nv, (coutp - item % panels2 * detail::panel_w) / vw); };
+    const auto cols_nv = [&](int n0) { return std::min(detail::ukr_nv, (coutp - n0) / vw); };  // vectors of the panel at column n0
+    const auto panel_nv = [&](int item) { return cols_nv(item % panels2 * detail::panel_w); };
     const auto conv2_item = [&](int item, int after) {
       const int xi = item / panels2, n0 = item % panels2 * detail::panel_w, nv = panel_nv(item);
       const float* panel = panel_at(item);  // co rows x nv * vw
@@ -1268,7 +1269,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt, int step) {
             t1 -= r0 * g2full.tw;
             for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
-              const int nv = std::min(detail::ukr_nv, (coutp - n0) / vw);
+              const int nv = cols_nv(n0);
               row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
                 const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
                 pick_idx(mr, nv)(m2 + t * mld2 + n0, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, wx + std::ptrdiff_t(c) * n0, nv * vw,
