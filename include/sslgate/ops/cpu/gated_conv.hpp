@@ -591,47 +591,73 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 //   touch_lead blocks ahead (the residual's vw-float pieces are too short a stream for the hardware prefetcher:
 //   measured on 256@9 at density 0.25, its loads were 3/4 of the transpose's time). ahead: ahead_bytes to bring
 //   into L2 meanwhile, a share per block.
-// dst is written with non-temporal stores of whole aligned lines (each channel's vectors shifted by its row's
-// misalignment: the previous vector's last lanes, then this one's first; a row's first and last partial lines
-// stored plainly), so no line of dst is read for ownership first (caller: detail::stream_fence). Measured on
-// 64@34 at density 0.25 (paired rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed.
-// touch_lead: 128 positions ahead, 8 blocks of 16 with AVX-512; with AVX2 (blocks of 8 positions), 16 blocks ahead
+// dst is written with non-temporal stores of whole aligned cache lines, so no line of it is read for ownership first
+// (caller: detail::stream_fence): positions go by lines of L, and each channel's line at [i0 - s, i0 - s + L) (s, its
+// row's misalignment) is put together from its vectors of the previous and this line block, its lv vectors streamed
+// back to back; a row's first and last partial lines are stored plainly. Measured on 64@34 at density 0.25 (paired
+// rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed. With AVX2 a vector is half a
+// line: streamed vector by vector down vw positions, each line's halves vw channels apart, a synthetic run of that
+// pattern wrote 5 GB/s against 22 for whole lines back to back (2 threads, Zen 3); line by line against vector by
+// vector, the gated blocks at d 0.25 took 0.90 of the time at 256->512 s2 and 512@5, 0.97 at 128->256 s2 and 256@9,
+// 0.98 at 128@17 and 1.00 at 64@34 and 64->128 s2 (in-process pairs, medians of 60).
+// touch_lead: 128 positions ahead, 8 blocks of 16 with AVX-512; with AVX2 (vectors of 8 positions), 16 vectors ahead
 // instead of 8 took 0.93-0.99 of the gated block's time at 64@34, 64->128 s2, 256@9 and 512@5 (1.04 at 128@17).
 inline constexpr int touch_lead = 128 / vw;
 template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
                            Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
-  const int row_blocks = (rows + vw - 1) / vw;
-  const long blocks = long((cols + vw - 1) / vw) * row_blocks;
-  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % vw); };
+  constexpr int L = 64 / int(sizeof(float)), lv = L / vw;  // a cache line: L positions, lv vectors
+  const int line_blocks = (rows + L - 1) / L;
+  const long blocks = long((cols + vw - 1) / vw) * line_blocks;
+  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % L); };
+  // Vector h of the line at positions [i0 - s, i0 - s + L), from prev (positions i0 - L .. i0) and cur (i0 .. i0 + L).
+  const auto line_vec = [](const blk::reg* prev, const blk::reg* cur, int s, int h) {
+    const int rel = L - s + h * vw, qi = (rel + vw - 1) / vw, u = qi * vw - rel;  // from position i0 - L
+    const blk::reg b = qi < lv ? prev[qi] : cur[qi - lv];
+    if (u == 0) return b;
+    return blk::realign(qi - 1 < lv ? prev[qi - 1] : cur[qi - 1 - lv], b, u);
+  };
+  // Its positions in [0, rows) stored plainly (a row's first and last lines).
+  const auto part_line = [&](float* line, const blk::reg* prev, const blk::reg* cur, int s, int first) {
+    for (int h = 0; h < lv; ++h) {
+      const int p = first + h * vw, l0 = std::clamp(-p, 0, vw), l1 = std::clamp(rows - p, 0, vw);
+      if (l0 < l1) blk::store_lanes(line + h * vw, l0, l1, line_vec(prev, cur, s, h));
+    }
+  };
+  const blk::reg zero[lv] = {};
   long block = 0;
   for (int j0 = 0; j0 < cols; j0 += vw) {
     const int nc = std::min(vw, cols - j0);
-    blk::reg carry[vw];  // channel j0 + k's previous vector
-    for (blk::reg& c : carry) c = vf(0.f);
-    for (int i0 = 0; i0 < rows; i0 += vw, ++block) {
+    int sk[vw];  // each channel's misalignment, the same all along its row
+    for (int k = 0; k < nc; ++k) sk[k] = misalign(dst + std::ptrdiff_t(j0 + k) * ldd);
+    blk::reg v[2][vw][lv] = {};  // per channel, this line block's vectors and the previous one's, in turn
+    for (int i0 = 0, p = 0; i0 < rows; i0 += L, ++block, p ^= 1) {
       prefetch_share(ahead, ahead_bytes, block, blocks);
-      if (const long b = block + touch_lead; b < blocks) touch(int(b / row_blocks) * vw, int(b % row_blocks) * vw);
-      const int nr = std::min(vw, rows - i0);
-      blk::reg r[vw];
-      for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(i0 + k, j0, vf::load_unaligned(src + (i0 + k) * lds + j0)) : vf(0.f);
-      blk::transpose(r);
-      for (int k = 0; k < nc; ++k) {
-        float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i0;
-        const blk::reg v = post(j0 + k, i0, nr, vf(r[k]));
-        const int s = misalign(at);  // the aligned line of positions i0 - s .. i0 + vw - 1 - s
-        const blk::reg line = s == 0 ? v : blk::realign(carry[k], v, s);
-        const int lo = i0 == 0 ? s : 0, hi = std::min(vw, s + nr);
-        if (lo == 0 && hi == vw) blk::stream(at - s, line);
-        else blk::store_lanes(at - s, lo, hi, line);
-        carry[k] = v;
+      for (int h = 0; h < lv; ++h)
+        if (const long b = block * lv + h + touch_lead; b < blocks * lv)
+          touch(int(b / lv / line_blocks) * vw, int(b / lv % line_blocks) * L + int(b % lv) * vw);
+      blk::reg(*cur)[lv] = v[p];
+      const blk::reg(*prev)[lv] = v[p ^ 1];
+      for (int h = 0; h < lv; ++h) {
+        const int ih = i0 + h * vw, nr = std::clamp(rows - ih, 0, vw);
+        blk::reg r[vw];
+        if (nr == vw)
+          for (int k = 0; k < vw; ++k) r[k] = pre(ih + k, j0, vf::load_unaligned(src + (ih + k) * lds + j0));
+        else
+          for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(ih + k, j0, vf::load_unaligned(src + (ih + k) * lds + j0)) : vf(0.f);
+        blk::transpose(r);
+        for (int k = 0; k < nc; ++k) cur[k][h] = nr > 0 ? blk::reg(post(j0 + k, ih, nr, vf(r[k]))) : zero[0];
       }
-    }
-    const int i_last = (rows - 1) / vw * vw, nr = rows - i_last;  // the positions past the last aligned line
-    for (int k = 0; k < nc; ++k) {
-      float* at = dst + std::ptrdiff_t(j0 + k) * ldd + i_last;
-      const int s = misalign(at);
-      if (s + nr > vw) blk::store_lanes(at + vw - s, 0, s + nr - vw, blk::realign(carry[k], vf(0.f), s));
+      const bool last = i0 + L >= rows;
+      for (int k = 0; k < nc; ++k) {
+        const int s = sk[k];
+        float* line = dst + std::ptrdiff_t(j0 + k) * ldd + i0 - s;
+        if (i0 >= s && i0 - s + L <= rows)
+          for (int h = 0; h < lv; ++h) blk::stream(line + h * vw, line_vec(prev[k], cur[k], s, h));
+        else
+          part_line(line, prev[k], cur[k], s, i0 - s);
+        if (last && i0 + L - s < rows) part_line(line + L, cur[k], zero, s, i0 + L - s);  // past the last aligned line
+      }
     }
   }
 }
