@@ -128,13 +128,15 @@ TEST_CASE("float eval: the batched gated-block kernels equal dense-conv-times-ma
   // tiles with few channels: 9x9 at 16) or in dot form (few tiles: 9x9, and 5x5, whose edge tiles of 2 outputs run a
   // tile row apart), conv1 direct (stride 2: 6x6 and 9x9 outputs in dot form, all 9 taps per call, and 5x5 from 192
   // channels, 3 taps per call; 12x12 packed); chunks per thread (1 thread, or many tiles) and the batch shared by 2
-  // threads (few tiles); random BN statistics so the folding matters.
+  // threads (few tiles); 3x3 outputs (stride 1, and 2 from 6x6), whose rows of 9 positions are shorter than the
+  // output transpose's cache line; random BN statistics so the folding matters.
   struct geometry {
     int c_in, c_out, stride, hw;
   };
   const int threads_before = num_threads();
   const geometry shapes[] = {{16, 16, 1, 34}, {16, 16, 1, 33}, {24, 24, 1, 22}, {96, 96, 1, 17}, {128, 128, 1, 5}, {72, 72, 1, 9},
-                             {16, 16, 1, 9},   {32, 64, 2, 12},  {24, 40, 2, 18},  {192, 24, 2, 10}, {16, 24, 2, 24}};
+                             {16, 16, 1, 9},   {32, 64, 2, 12},  {24, 40, 2, 18},  {192, 24, 2, 10}, {16, 24, 2, 24}, {48, 48, 1, 3},
+                             {32, 48, 2, 6}};
   for (int threads : {1, 2})
     for (const auto& g : shapes)
       for (double d : {0.0, 0.3, 1.0}) {
