@@ -71,7 +71,7 @@ inline const vf lane_index = [] {  // 0, 1, ..., vw - 1
 }();
 
 // Scratch owned by these kernels (kept apart from conv2d's slots).
-enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_res, g_res_batch, g_count };
+enum gslot { g_chunk, g_batch, g_part, g_t0, g_t1, g_t2, g_t3, g_x1, g_dpanel, g_res, g_res_batch, g_stage, g_count };
 inline detail::aligned_buffer& gscratch(int slot) {
   thread_local detail::aligned_buffer bufs[g_count];
   return bufs[slot];
@@ -582,82 +582,58 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 }
 
 #if defined(__AVX512F__) || defined(__AVX2__)
-// dst[j*ldd + i] = post(j, pre(i, src[i*lds + j])) for i < rows, j < cols, in vw x vw register blocks taken vw
-// channels at a time down all positions: vw read and vw write streams, which the hardware prefetcher follows (all
-// channels per vw positions were cols streams at once; measured 1.5x faster on a 64-channel 34x34 sample whose
-// output and residual are out of cache). src rows hold whole vectors (lds >= round_up(cols)).
-//   pre(i, j0, v): row i's columns j0.. as loaded;  post(j, i0, n, v): column j's rows i0.. (the first n below
-//   rows) before they are stored; touch(j0, i0): prefetches what pre and post read for that block, called
-//   touch_lead blocks ahead (the residual's vw-float pieces are too short a stream for the hardware prefetcher:
-//   measured on 256@9 at density 0.25, its loads were 3/4 of the transpose's time). ahead: ahead_bytes to bring
-//   into L2 meanwhile, a share per block.
-// dst is written with non-temporal stores of whole aligned cache lines, so no line of it is read for ownership first
-// (caller: detail::stream_fence): positions go by lines of L, and each channel's line at [i0 - s, i0 - s + L) (s, its
-// row's misalignment) is put together from its vectors of the previous and this line block, its lv vectors streamed
-// back to back; a row's first and last partial lines are stored plainly. Measured on 64@34 at density 0.25 (paired
-// rounds): 0.41-0.43 of the dense block's time with plain stores, 0.35-0.36 streamed. With AVX2 a vector is half a
-// line: streamed vector by vector down vw positions, each line's halves vw channels apart, a synthetic run of that
-// pattern wrote 5 GB/s against 22 for whole lines back to back (2 threads, Zen 3); line by line against vector by
-// vector, the gated blocks at d 0.25 took 0.90 of the time at 256->512 s2 and 512@5, 0.97 at 128->256 s2 and 256@9,
-// 0.98 at 128@17 and 1.00 at 64@34 and 64->128 s2 (in-process pairs, medians of 60).
-// touch_lead: 128 positions ahead, 8 blocks of 16 with AVX-512; with AVX2 (vectors of 8 positions), 16 vectors ahead
-// instead of 8 took 0.93-0.99 of the gated block's time at 64@34, 64->128 s2, 256@9 and 512@5 (1.04 at 128@17).
-inline constexpr int touch_lead = 128 / vw;
+// dst[j*ldd + i] = post_j(i, pre(i, src[i*lds + j])) for i < rows, j < cols, vw channels at a time, in two passes:
+//   1. their vw x vw register blocks down all positions, transposed into a staging row per channel (in L1 / L2);
+//   2. channel by channel, its row from the staging row: the whole aligned cache lines of dst streamed with
+//      non-temporal stores (no line read for ownership first; caller: detail::stream_fence), each from unaligned
+//      loads of the staging row, its first and last partial lines stored plainly.
+// pre(i, j0, v): row i's columns j0.. as loaded. post(j) returns channel j's out(i0, n, v): its positions i0.. (the
+// first n below rows) before they are stored, so that what it needs per channel is set up once. touch(j): prefetches
+// what out reads for channel j, called `lead` channels ahead. ahead: ahead_bytes to bring into L2 meanwhile, a share
+// per channel.
+// A row's misalignment is the staging loads' concern, not the registers': the single pass before it, which put each
+// channel's lines together from its vectors of two line blocks (a realignment, one blend and two permutes per vector
+// with AVX2) and kept two blocks' vectors of vw channels live, spilled; measured alone, one 64-channel 34x34 sample
+// (residual in cache, output to memory) took 47 us with it, 26.5 in two passes; in-process pairs, 2 threads, the
+// gated blocks at d 0.25 took 0.94-0.98 of the time at every block shape, the outputs equal to the last bit.
+// Non-temporal stores: on 64@34 at density 0.25 (paired rounds) 0.41-0.43 of the dense block's time with plain
+// stores, 0.35-0.36 streamed. With AVX2 a vector is half a line, and a line's two halves are streamed back to back:
+// a line's halves vw channels apart wrote 5 GB/s against 22 for whole lines (a synthetic run, 2 threads, Zen 3).
 template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
-                           Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
-  constexpr int L = 64 / int(sizeof(float)), lv = L / vw;  // a cache line: L positions, lv vectors
-  const int line_blocks = (rows + L - 1) / L;
-  const long blocks = long((cols + vw - 1) / vw) * line_blocks;
-  const auto misalign = [](const float* p) { return int(reinterpret_cast<std::uintptr_t>(p) / sizeof(float) % L); };
-  // Vector h of the line at positions [i0 - s, i0 - s + L), from prev (positions i0 - L .. i0) and cur (i0 .. i0 + L).
-  const auto line_vec = [](const blk::reg* prev, const blk::reg* cur, int s, int h) {
-    const int rel = L - s + h * vw, qi = (rel + vw - 1) / vw, u = qi * vw - rel;  // from position i0 - L
-    const blk::reg b = qi < lv ? prev[qi] : cur[qi - lv];
-    if (u == 0) return b;
-    return blk::realign(qi - 1 < lv ? prev[qi - 1] : cur[qi - 1 - lv], b, u);
-  };
-  // Its positions in [0, rows) stored plainly (a row's first and last lines).
-  const auto part_line = [&](float* line, const blk::reg* prev, const blk::reg* cur, int s, int first) {
-    for (int h = 0; h < lv; ++h) {
-      const int p = first + h * vw, l0 = std::clamp(-p, 0, vw), l1 = std::clamp(rows - p, 0, vw);
-      if (l0 < l1) blk::store_lanes(line + h * vw, l0, l1, line_vec(prev, cur, s, h));
-    }
-  };
-  const blk::reg zero[lv] = {};
-  long block = 0;
+                          Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
+  constexpr int L = 64 / int(sizeof(float)), lv = L / vw, lead = 4;
+  const std::ptrdiff_t sld = round_up(rows, L);
+  float* stage = gscratch(g_stage).get<float>(std::size_t(vw) * sld);
+  for (int c = 0; c < std::min(lead, cols); ++c) touch(c);
   for (int j0 = 0; j0 < cols; j0 += vw) {
     const int nc = std::min(vw, cols - j0);
-    int sk[vw];  // each channel's misalignment, the same all along its row
-    for (int k = 0; k < nc; ++k) sk[k] = misalign(dst + std::ptrdiff_t(j0 + k) * ldd);
-    blk::reg v[2][vw][lv] = {};  // per channel, this line block's vectors and the previous one's, in turn
-    for (int i0 = 0, p = 0; i0 < rows; i0 += L, ++block, p ^= 1) {
-      prefetch_share(ahead, ahead_bytes, block, blocks);
-      for (int h = 0; h < lv; ++h)
-        if (const long b = block * lv + h + touch_lead; b < blocks * lv)
-          touch(int(b / lv / line_blocks) * vw, int(b / lv % line_blocks) * L + int(b % lv) * vw);
-      blk::reg(*cur)[lv] = v[p];
-      const blk::reg(*prev)[lv] = v[p ^ 1];
-      for (int h = 0; h < lv; ++h) {
-        const int ih = i0 + h * vw, nr = std::clamp(rows - ih, 0, vw);
-        blk::reg r[vw];
-        if (nr == vw)
-          for (int k = 0; k < vw; ++k) r[k] = pre(ih + k, j0, vf::load_unaligned(src + (ih + k) * lds + j0));
-        else
-          for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(ih + k, j0, vf::load_unaligned(src + (ih + k) * lds + j0)) : vf(0.f);
-        blk::transpose(r);
-        for (int k = 0; k < nc; ++k) cur[k][h] = nr > 0 ? blk::reg(post(j0 + k, ih, nr, vf(r[k]))) : zero[0];
-      }
-      const bool last = i0 + L >= rows;
-      for (int k = 0; k < nc; ++k) {
-        const int s = sk[k];
-        float* line = dst + std::ptrdiff_t(j0 + k) * ldd + i0 - s;
-        if (i0 >= s && i0 - s + L <= rows)
-          for (int h = 0; h < lv; ++h) blk::stream(line + h * vw, line_vec(prev[k], cur[k], s, h));
-        else
-          part_line(line, prev[k], cur[k], s, i0 - s);
-        if (last && i0 + L - s < rows) part_line(line + L, cur[k], zero, s, i0 + L - s);  // past the last aligned line
-      }
+    for (int i0 = 0; i0 < rows; i0 += vw) {
+      const int nr = std::min(vw, rows - i0);
+      blk::reg r[vw];
+      for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(i0 + k, j0, vf::load_unaligned(src + (i0 + k) * lds + j0)) : vf(0.f);
+      blk::transpose(r);
+      for (int k = 0; k < vw; ++k) vf(r[k]).store_aligned(stage + k * sld + i0);
+    }
+    for (int k = 0; k < nc; ++k) {
+      const int c = j0 + k;
+      if (c + lead < cols) touch(c + lead);
+      prefetch_share(ahead, ahead_bytes, c, cols);
+      const auto out = post(c);
+      float* d = dst + std::ptrdiff_t(c) * ldd;
+      const float* st = stage + k * sld;
+      const int head = std::min(rows, int((L - reinterpret_cast<std::uintptr_t>(d) / sizeof(float) % L) % L));
+      const auto plain = [&](int p0, int p1) {
+        for (int p = p0; p < p1; p += vw) {
+          const int n = std::min(vw, p1 - p);
+          blk::store_first(d + p, n, out(p, n, blk::load_first(st + p, n)));
+        }
+      };
+      plain(0, head);
+      int p = head;
+      for (; p + L <= rows; p += L)
+        for (int h = 0; h < lv; ++h) blk::stream(d + p + h * vw, out(p + h * vw, vw, vf::load_unaligned(st + p + h * vw)));
+      plain(p, rows);
     }
   }
 }
@@ -669,19 +645,18 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
 inline void transpose_tail(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols,
                            const block_tail& t, const float* residual, const void* ahead, std::size_t ahead_bytes) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  transpose_down(dst, ldd, src, lds, rows, cols, [](int, int, vf v) { return v; },
-                 [&](int c, int i0, int n, vf v) {
-                   const vf res = blk::load_first(residual + std::ptrdiff_t(c) * ldd + i0, n);
-                   return xsimd::max(xsimd::fma(v, vf(t.scale[c]), xsimd::fma(res, vf(t.rs(c)), vf(t.sh(c)))), vf(0.f));
-                 },
-                 [&](int j0, int i0) {  // the block's vw channel pieces: their last lines (and first, at a row's start)
-                   for (int k = 0; k < vw && j0 + k < cols; ++k) {
-                     const float* rp = residual + std::ptrdiff_t(j0 + k) * ldd + i0;
-                     if (i0 == 0) __builtin_prefetch(rp, 0, 2);
-                     __builtin_prefetch(rp + std::min(vw - 1, rows - 1 - i0), 0, 2);
-                   }
-                 },
-                 ahead, ahead_bytes);
+  transpose_down(
+      dst, ldd, src, lds, rows, cols, [](int, int, vf v) { return v; },
+      [&](int c) {
+        const float* rc = residual + std::ptrdiff_t(c) * ldd;
+        const vf sc(t.scale[c]), rs(t.rs(c)), sh(t.sh(c));
+        return [=](int i0, int n, vf v) { return xsimd::max(xsimd::fma(v, sc, xsimd::fma(blk::load_first(rc + i0, n), rs, sh)), vf(0.f)); };
+      },
+      [&](int c) {  // the row's first lines (the hardware prefetcher takes up longer rows from there)
+        const float* rc = residual + std::ptrdiff_t(c) * ldd;
+        for (int i = 0; i < std::min(rows, 128); i += 16) __builtin_prefetch(rc + i, 0, 2);
+      },
+      ahead, ahead_bytes);
 #else
   (void)ahead, (void)ahead_bytes;
   detail::transpose(dst, ldd, src, lds, rows, cols, false);
@@ -700,12 +675,7 @@ inline void transpose_tail_cl(float* dst, std::ptrdiff_t ldd, float* src, std::p
     return xsimd::max(xsimd::fma(v, vf::load_unaligned(sc + j0), r), vf(0.f));
   };
 #if defined(__AVX512F__) || defined(__AVX2__)
-  transpose_down(
-      dst, ldd, src, lds, rows, cols, tail, [](int, int, int, vf v) { return v; },
-      [&](int j0, int i0) {  // the block's vw residual rows (j0 is a multiple of vw: one piece each)
-        for (int k = 0; k < vw && i0 + k < rows; ++k) __builtin_prefetch(res + std::ptrdiff_t(i0 + k) * lds + j0, 0, 2);
-      },
-      ahead, ahead_bytes);
+  transpose_down(dst, ldd, src, lds, rows, cols, tail, [](int) { return [](int, int, vf v) { return v; }; }, [](int) {}, ahead, ahead_bytes);
 #else
   (void)ahead, (void)ahead_bytes;
   for (int i = 0; i < rows; ++i)
