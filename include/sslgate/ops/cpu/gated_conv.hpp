@@ -280,33 +280,37 @@ inline dot_fn pick_dot(int r, int c, bool acc = false) {
   return (acc ? ta : t)[r - 1][c - 1];
 }
 
-// Indexed-B form. Naive loop: for m < MR, n < NV*vw:  c[m*ldc + n] = sum_{j < k} a[m*a_rs + j] * b[idx[j]*b_ld + n]
+// Indexed-B form, over `panels` column panels of NV vectors (panel p's B at b + p * b_ps, its C columns from
+// p * NV * vw). Naive loop: for p < panels, m < MR, n < NV*vw:
+//   c[m*ldc + p*NV*vw + n] = sum_{j < k} a[m*a_rs + j] * b[p*b_ps + idx[j]*b_ld + n]
 template <int MR, int NV>
 inline void idx_kernel(float* c, std::ptrdiff_t ldc, const float* a, std::ptrdiff_t a_rs, const float* b, std::ptrdiff_t b_ld,
-                       const int* idx, int k) {
-  vf acc[MR][NV];
+                       const int* idx, int k, int panels, std::ptrdiff_t b_ps) {
+  for (int p = 0; p < panels; ++p, b += b_ps, c += NV * vw) {
+    vf acc[MR][NV];
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m)
+    for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
-  for (int j = 0; j < k; ++j) {
-    const float* bp = b + std::ptrdiff_t(idx[j]) * b_ld;
-    vf bv[NV];
+      for (int v = 0; v < NV; ++v) acc[m][v] = vf(0.f);
+    for (int j = 0; j < k; ++j) {
+      const float* bp = b + std::ptrdiff_t(idx[j]) * b_ld;
+      vf bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
+      for (int v = 0; v < NV; ++v) bv[v] = vf::load_unaligned(bp + v * vw);
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) {
-      const vf av(a[m * a_rs + j]);
+      for (int m = 0; m < MR; ++m) {
+        const vf av(a[m * a_rs + j]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+        for (int v = 0; v < NV; ++v) acc[m][v] = xsimd::fma(av, bv[v], acc[m][v]);
+      }
     }
-  }
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m)
+    for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+      for (int v = 0; v < NV; ++v) acc[m][v].store_unaligned(c + m * ldc + v * vw);
+  }
 }
-using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int);
+using idx_fn = void (*)(float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const float*, std::ptrdiff_t, const int*, int, int, std::ptrdiff_t);
 // Rows of its register block for nv column vectors: a sample's few open channels (nv up to half the full width)
 // take up to 12 rows, else ukr_mr. Six rows of one vector keep 6 FMA chains in flight where two FMA units of 4
 // cycles' latency need 8 (measured, 25 tiles x 128 channels: one vector 68 -> 88 GFMA/s, two 96 -> 103).
@@ -330,6 +334,16 @@ constexpr std::array<std::array<idx_fn, idx_mr_max>, sizeof...(NV)> idx_table(st
 inline idx_fn pick_idx(int mr, int nv) {
   static constexpr auto t = idx_table(std::make_integer_sequence<int, detail::ukr_nv>{});
   return t[nv - 1][mr - 1];
+}
+// f(n0, nv, panels) over the column panels of `cols` columns (a multiple of vw): the whole ones (ukr_nv vectors) in one
+// call of the indexed kernel, a narrower last one apart. With a sample's 16 open channels in the reduction, each
+// panel on its own paid the call's start and end (its sums zeroed and stored while few FMAs run) for 16 steps: the
+// 64@34 block at density 0.25 took 0.946 of the time with its 4 panels in one call (in-process pairs, 60 rounds).
+template <class F>
+inline void panel_runs(int cols, F f) {
+  const int full = cols / detail::panel_w;
+  if (full > 0) f(0, detail::ukr_nv, full);
+  if (cols % detail::panel_w) f(full * detail::panel_w, cols % detail::panel_w / vw, 1);
 }
 // f(t0, mr) over register blocks of at most mr_max of `rows` rows, as few as mr_max allows, their sizes differing
 // by at most one (25 tiles as 9 + 8 + 8, not 12 + 12 + 1; 9 as 5 + 4, not 6 + 3: with AVX2 a 3 x 2 block keeps
@@ -1055,12 +1069,11 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
 #endif
       // Whole vectors of channels in the packed form, a short last one (dot_tail_max) in the dot form.
       const int tail = short_tail(i), cp = c - tail, ldp = int(round_up(cp, vw));
-      for (int n0 = 0; n0 < ldp; n0 += detail::panel_w) {
-        const int nv = std::min(detail::ukr_nv, (ldp - n0) / vw);
+      panel_runs(ldp, [&](int n0, int nv, int panels) {
         row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
-          pick_idx(mr, nv)(m1 + t0 * ld + n0, ld, vbase + t0 * vs, vs, panel + n0, ldp, iota.data(), ci);
+          pick_idx(mr, nv)(m1 + t0 * ld + n0, ld, vbase + t0 * vs, vs, panel + n0, ldp, iota.data(), ci, panels, detail::panel_w);
         });
-      }
+      });
       if (tail == 0) return;
       for (int t = 0; t < nt; ++t) vf(0.f).store_aligned(m1 + t * ld + cp);  // lanes >= c: 0
       dot_products(m1, ld, vbase, vs, nt, U1 + xi * u1_xi, lists[std::size_t(i)], cp, c, nullptr, 0);
@@ -1237,7 +1250,7 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
         point_runs(edges2, g2full, xi, 0, g2full.th, [&](int t1, int nt, int step) {
           row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
             const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
-            pick_idx(mr, nv)(m2 + t * mld2, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, panel, nv * vw, idx, c);
+            pick_idx(mr, nv)(m2 + t * mld2, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, panel, nv * vw, idx, c, 1, 0);
           });
         });
       }
@@ -1264,14 +1277,13 @@ inline std::int64_t gated_block_forward(float* o, const float* x, const float* w
           float* m2 = M2 + xi * mb_xi;                                // the band's tiles
           point_runs(edges2, g2full, xi, r0, r0 + rows_b, [&](int t1, int nt, int step) {
             t1 -= r0 * g2full.tw;
-            for (int n0 = 0; n0 < coutp; n0 += detail::panel_w) {
-              const int nv = cols_nv(n0);
+            panel_runs(coutp, [&](int n0, int nv, int panels) {
               row_blocks(nt, idx_mr(nv), [&](int t0, int mr) {
                 const std::ptrdiff_t t = t1 + std::ptrdiff_t(t0) * step;
                 pick_idx(mr, nv)(m2 + t * mld2 + n0, step * mld2, a + t * ld, std::ptrdiff_t(step) * ld, wx + std::ptrdiff_t(c) * n0, nv * vw,
-                                 iota.data(), c);
+                                 iota.data(), c, panels, std::ptrdiff_t(c) * detail::panel_w);
               });
-            }
+            });
           });
         }
         for (int r = r0; r < r0 + rows_b; ++r)
