@@ -263,11 +263,6 @@ inline vf load_first(const float* p, int n) { return n == 16 ? _mm512_loadu_ps(p
 inline void store_lanes(float* p, int lo, int hi, reg v) { _mm512_mask_storeu_ps(p, lanes(lo, hi), v); }
 inline void store_first(float* p, int n, reg v) { n == 16 ? _mm512_storeu_ps(p, v) : store_lanes(p, 0, n, v); }
 inline void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
-// The last s lanes of prev, then the first 16 - s of cur.
-inline reg realign(reg prev, reg cur, int s) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  return _mm512_permutex2var_ps(prev, _mm512_add_epi32(lane, _mm512_set1_epi32(16 - s)), cur);
-}
 #else
 inline void transpose(reg* r) { transpose8(r); }
 inline __m256i lanes(int lo, int hi) { return _mm256_andnot_si256(lane_mask8(lo), lane_mask8(hi)); }
@@ -277,10 +272,6 @@ inline void store_lanes(float* p, int lo, int hi, reg v) { _mm256_maskstore_ps(p
 // took 1.15x the time with every transposed vector stored under a mask, the gated one 1.06x).
 inline void store_first(float* p, int n, reg v) { n == 8 ? _mm256_storeu_ps(p, v) : store_lanes(p, 0, n, v); }
 inline void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
-inline reg realign(reg prev, reg cur, int s) {  // both rotated by s lanes, then lanes below s taken from prev
-  const __m256i idx = _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 - s)), _mm256_set1_epi32(7));
-  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, idx), _mm256_permutevar8x32_ps(prev, idx), _mm256_castsi256_ps(lane_mask8(s)));
-}
 #endif
 }  // namespace blk
 #endif
