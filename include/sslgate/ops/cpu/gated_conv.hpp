@@ -601,10 +601,10 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 //   2. channel by channel, its row from the staging row: the whole aligned cache lines of dst streamed with
 //      non-temporal stores (no line read for ownership first; caller: detail::stream_fence), each from unaligned
 //      loads of the staging row, its first and last partial lines stored plainly.
-// pre(i, j0, v): row i's columns j0.. as loaded. post(j) returns channel j's out(i0, n, v): its positions i0.. (the
-// first n below rows) before they are stored, so that what it needs per channel is set up once. touch(j): prefetches
-// what out reads for channel j, called `lead` channels ahead. ahead: ahead_bytes to bring into L2 meanwhile, a share
-// per channel.
+// src rows hold whole vectors (lds >= round_up(cols)). pre(i, j0, v): row i's columns j0.. as loaded. post(j)
+// returns channel j's out(i0, n, v): its positions i0.. (the first n below rows) before they are stored, so that
+// what it needs per channel is set up once. touch(j): prefetches what out reads for channel j, called `lead`
+// channels ahead. ahead: ahead_bytes to bring into L2 meanwhile, a share per channel.
 // A row's misalignment is the staging loads' concern, not the registers': the single pass before it, which put each
 // channel's lines together from its vectors of two line blocks (a realignment, one blend and two permutes per vector
 // with AVX2) and kept two blocks' vectors of vw channels live, spilled; measured alone, one 64-channel 34x34 sample
@@ -615,7 +615,7 @@ inline void apply_tail(float* o, const block_tail& t, const float* residual, int
 // a line's halves vw channels apart wrote 5 GB/s against 22 for whole lines (a synthetic run, 2 threads, Zen 3).
 template <class Pre, class Post, class Touch>
 inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows, int cols, Pre pre,
-                          Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
+                           Post post, Touch touch, const void* ahead, std::size_t ahead_bytes) {
   constexpr int L = 64 / int(sizeof(float)), lv = L / vw, lead = 4;
   const std::ptrdiff_t sld = round_up(rows, L);
   float* stage = gscratch(g_stage).get<float>(std::size_t(vw) * sld);
