@@ -256,8 +256,10 @@ constexpr int direct_tap_group(int cinp) { return direct_db.cols * 9 * cinp * in
 // A sample's last vector of open channels with this many live lanes or fewer goes to the dot form in conv1's
 // packed path: the broadcast micro-kernel costs a whole vector whatever its live lanes, the dot form costs its
 // channels (measured, 36 points, 1 thread: 81 tiles x 64 channels, one vector 35 us, dot form 9 us for 1
-// channel, 13 for 5, 26 for 10, 35 for 12; 25 x 128: 19 us against 4, 9, 14 and 16).
-constexpr int dot_tail_max = vw * 5 / 8;
+// channel, 13 for 5, 26 for 10, 35 for 12; 25 x 128: 19 us against 4, 9, 14 and 16). With AVX2 (8 lanes), 3: the
+// 64@34 block at density 0.25 took 0.957-0.991 of its time with 5 (in-process pairs, five runs; 2 lanes: 1.05 of
+// 3's, 4: 1.005), conv1's products 0.91-0.97.
+constexpr int dot_tail_max = vw == 8 ? 3 : vw * 5 / 8;
 using dot_fn = void (*)(float*, std::ptrdiff_t, const float* const*, const float* const*, int, int, const std::ptrdiff_t*, std::ptrdiff_t);
 inline constexpr std::ptrdiff_t one_segment[1] = {0};
 template <bool Acc, int R, int C>
