@@ -629,7 +629,7 @@ inline void transpose_down(float* dst, std::ptrdiff_t ldd, const float* src, std
       blk::reg r[vw];
       for (int k = 0; k < vw; ++k) r[k] = k < nr ? pre(i0 + k, j0, vf::load_unaligned(src + (i0 + k) * lds + j0)) : vf(0.f);
       blk::transpose(r);
-      for (int k = 0; k < vw; ++k) vf(r[k]).store_aligned(stage + k * sld + i0);
+      for (int k = 0; k < nc; ++k) vf(r[k]).store_aligned(stage + k * sld + i0);
     }
     for (int k = 0; k < nc; ++k) {
       const int c = j0 + k;
